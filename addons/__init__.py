@@ -1,0 +1,1 @@
+"""Addons: one package per config domain; `<config dir>/custom_addons` joins this path."""

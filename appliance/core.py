@@ -1,0 +1,188 @@
+"""The Appliance: the one object handed to every addon (config, bus, store, scheduler, runs, http)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .bus import EventBus
+from .config import CheckResult, data_dir_for
+from .events import AddonFailed
+from .runs import Redactor, RunManager
+from .scheduler import Scheduler
+from .store import Store
+from .windows import MaintenanceWindow
+from .yaml import Secret
+
+if TYPE_CHECKING:
+    import docker
+
+    from .http.routes import RouteTable
+    from .http.ui import UiRegistry
+
+_LOGGER = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class AddonError:
+    """Why an addon is disabled."""
+
+    domain: str
+    error: str
+    time: float = field(default_factory=time.time)
+
+
+class Appliance:
+    """Holds the shared services; addons keep their own state in `app.data[DOMAIN]`."""
+
+    def __init__(self, checked: CheckResult, *, oneshot: bool = False) -> None:
+        """Build the services from a checked config; nothing is opened yet."""
+        from .http.routes import RouteTable
+        from .http.ui import UiRegistry
+
+        self.version = __version__
+        self.checked = checked
+        self.config_path = checked.path.resolve()
+        self.conf: dict[str, Any] = checked.domains
+        self.core = checked.domains.get("dockmaster", {})
+        self.http_conf = checked.domains.get("http", {})
+        self.auth_conf = checked.domains.get("auth", {})
+        self.name: str = self.core.get("name", "dockmaster")
+        self.time_zone: str = self.core.get("time_zone", "UTC")
+        self.data_dir = data_dir_for(self.config_path, self.core)
+        self.oneshot = oneshot
+        self.redactor = Redactor()
+        self.redactor.add(*_secret_values(checked.domains))
+        self.bus = EventBus()
+        self.store = Store(self.data_dir / "dockmaster.db")
+        self.scheduler = Scheduler(self.time_zone)
+        self.runs = RunManager(self.store, self.bus, self.redactor)
+        self.windows: dict[str, MaintenanceWindow] = {}
+        self.api: RouteTable = RouteTable()
+        self.ui: UiRegistry = UiRegistry()
+        self.data: dict[str, Any] = {}
+        self.loaded_addons: list[str] = []
+        self.addon_errors: dict[str, AddonError] = {}
+        self.started = time.time()
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._docker: docker.DockerClient | None = None
+        # Named async callables addons offer to the API, UI and one-shot CLI ("stacks.deploy").
+        self.services: dict[str, Callable[..., Awaitable[Any]]] = {}
+        from .metrics import Metrics
+
+        self.metrics = Metrics(self)
+
+    # --- lifecycle hooks for addons ------------------------------------------------------
+
+    def on_start(self, hook: Hook) -> None:
+        """Run `hook` once every addon is set up (start background loops here)."""
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        """Run `hook` at shutdown, in reverse order of registration."""
+        self._on_stop.append(hook)
+
+    async def async_start(self) -> None:
+        """Run start hooks and the scheduler (not in one-shot CLI mode)."""
+        for hook in self._on_start:
+            try:
+                await hook()
+            except Exception:
+                _LOGGER.exception("Start hook %s failed", hook)
+        if not self.oneshot:
+            await self.scheduler.async_start()
+
+    async def async_stop(self) -> None:
+        """Stop the scheduler, run stop hooks, drain listeners."""
+        await self.scheduler.async_stop()
+        for hook in reversed(self._on_stop):
+            try:
+                await hook()
+            except Exception:
+                _LOGGER.exception("Stop hook %s failed", hook)
+        await self.bus.async_drain()
+        if self._docker is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._docker.close)
+            self._docker = None
+
+    # --- shared helpers ----------------------------------------------------------------
+
+    def addon_failed(self, domain: str, error: str) -> None:
+        """Disable an addon with a visible error (log, status API, UI banner, event)."""
+        _LOGGER.error("Addon %s disabled: %s", domain, error)
+        self.addon_errors[domain] = AddonError(domain, error)
+        if domain in self.loaded_addons:
+            self.loaded_addons.remove(domain)
+        self.bus.async_fire(AddonFailed(domain=domain, error=error))
+
+    def docker(self) -> docker.DockerClient:
+        """A shared Docker SDK client from the environment; its calls block (use an executor)."""
+        if self._docker is None:
+            import docker as docker_sdk
+
+            self._docker = docker_sdk.from_env(timeout=60)
+        return self._docker
+
+    async def async_run_blocking(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking call (GitPython, docker SDK, file I/O) in the default executor."""
+        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+    def window(self, name: str | None) -> MaintenanceWindow | None:
+        """The named maintenance window, or None when `name` is empty."""
+        if not name:
+            return None
+        return self.windows.get(name)
+
+    def link(self, path: str) -> str:
+        """An absolute link for notifications, from `http.base_url` when set."""
+        base = self.http_conf.get("base_url") or f"http://127.0.0.1:{self.http_conf.get('port', 8099)}"
+        return base.rstrip("/") + path
+
+    def status(self) -> dict[str, Any]:
+        """The appliance summary served at /api/v1/status."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "uptime": round(time.time() - self.started, 1),
+            "addons": {
+                "loaded": sorted(self.loaded_addons),
+                "failed": [
+                    {"domain": e.domain, "error": e.error, "time": e.time}
+                    for e in self.addon_errors.values()
+                ],
+            },
+            "config_errors": [issue.as_dict() for issue in self.checked.issues],
+            "active_runs": len(self.runs.active),
+            "windows": {
+                name: {"open": w.is_open(), "next_open": w.next_open().isoformat(), "text": w.describe()}
+                for name, w in self.windows.items()
+            },
+        }
+
+
+def _secret_values(value: Any) -> list[str]:
+    """Every `!secret` string in the validated config, for redaction."""
+    found: list[str] = []
+    if isinstance(value, Secret):
+        found.append(str(value))
+    elif isinstance(value, dict):
+        for item in value.values():
+            found.extend(_secret_values(item))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found.extend(_secret_values(item))
+    return found
+
+
+def resolve_data_dir(path: Path, conf: dict[str, Any]) -> Path:
+    """Expose the data-dir rule for the CLI."""
+    return data_dir_for(path, conf)

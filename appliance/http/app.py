@@ -1,0 +1,99 @@
+"""The app factory: build the appliance, set up addons, and tie every resource to `cleanup_ctx`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from ..auth import AuthManager
+from ..bus import MATCH_ALL
+from ..config import CheckResult, check_config
+from ..core import Appliance
+from ..errors import ConfigError
+from ..events import ApplianceStarted, Event
+from ..keys import APPLIANCE_KEY, AUTH_KEY, LIVE_KEY
+from ..loader import async_setup_addons
+from . import api, views
+from .live import LiveHub
+from .middlewares import auth_middleware, error_middleware, headers_middleware
+from .ui import STATIC_DIR
+
+_LOGGER = logging.getLogger(__name__)
+CLIENT_MAX_SIZE = 1024 * 1024 + 4096
+
+
+def core_errors(checked: CheckResult) -> list[str]:
+    """Problems in the core blocks (dockmaster, http, auth): these stop the appliance."""
+    return [str(i) for i in checked.issues if i.path.split(".")[0].split("[")[0] in ("dockmaster", "http", "auth", "")]
+
+
+async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) -> Appliance:
+    """Open the store and set up every addon; the caller starts and stops it."""
+    app = Appliance(checked, oneshot=oneshot)
+    await app.store.async_open()
+    interrupted = await app.store.mark_interrupted()
+    if interrupted:
+        _LOGGER.warning("%d run(s) were interrupted by the last shutdown", interrupted)
+
+    def _history(event: Event) -> None:
+        if event.type != "run_log":
+            app.store.record_event(event.type, event.as_dict())
+
+    app.bus.async_listen(MATCH_ALL, _history)
+    for issue in checked.issues:
+        _LOGGER.error("Config: %s", issue)
+    invalid = {d: "configuration is invalid (see config errors)" for d in checked.invalid_domains}
+    configured = {d: v for d, v in checked.domains.items() if d not in ("dockmaster", "http", "auth")}
+    api.register(app.api)
+    views.register(app.api)
+    await async_setup_addons(app, configured, invalid)
+    return app
+
+
+async def create_app(config_path: Path, *, checked: CheckResult | None = None) -> web.Application:
+    """Build the web application for `config_path` (core config errors raise ConfigError)."""
+    if checked is None:
+        import asyncio
+
+        checked = await asyncio.get_running_loop().run_in_executor(None, check_config, config_path)
+    errors = core_errors(checked)
+    if errors:
+        raise ConfigError("invalid core configuration", details={"issues": errors})
+    appliance = await async_build_appliance(checked)
+    http_conf = appliance.http_conf
+    webapp = web.Application(
+        middlewares=[error_middleware, headers_middleware, auth_middleware],
+        client_max_size=CLIENT_MAX_SIZE,
+    )
+    webapp[APPLIANCE_KEY] = appliance
+    webapp[AUTH_KEY] = AuthManager(
+        appliance.auth_conf,
+        idle_timeout=http_conf["session_idle_timeout"].total_seconds(),
+        max_age=http_conf["session_max_age"].total_seconds(),
+    )
+    webapp[LIVE_KEY] = LiveHub(appliance.bus)
+    appliance.ui.setup(webapp)
+    appliance.api.install(webapp)
+    webapp.router.add_static("/static", STATIC_DIR, append_version=True)
+    webapp.cleanup_ctx.append(_appliance_ctx)
+    if webapp[AUTH_KEY].bootstrap_token:
+        _LOGGER.warning(
+            "No user is configured. Sign in once at /login with the bootstrap token %s, "
+            "then add a user (dockmaster hash-password) to auth.users.",
+            webapp[AUTH_KEY].bootstrap_token,
+        )
+    return webapp
+
+
+async def _appliance_ctx(webapp: web.Application) -> AsyncIterator[None]:
+    """Start addons' loops and the scheduler; stop them and close the store on shutdown."""
+    appliance = webapp[APPLIANCE_KEY]
+    await appliance.async_start()
+    appliance.bus.async_fire(ApplianceStarted(version=appliance.version, addons=sorted(appliance.loaded_addons)))
+    yield
+    await webapp[LIVE_KEY].async_close()
+    await appliance.async_stop()
+    await appliance.store.async_close()

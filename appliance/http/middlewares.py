@@ -1,0 +1,183 @@
+"""The one error middleware, security headers, and deny-by-default authentication with CSRF."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from markupsafe import escape
+
+from ..auth import AuthManager, Identity
+from ..errors import DockmasterError, Forbidden, Unauthorized
+from ..keys import APPLIANCE_KEY, AUTH_KEY, IDENTITY_KEY
+from .routes import RouteSpec, route_spec
+
+_LOGGER = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+COOKIE = "dm_session"
+SECURE_COOKIE = "__Host-dm_session"
+CSRF_HEADER = "X-CSRF-Token"
+_HTTP_CODES = {
+    400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 429: "too_many_requests", 503: "unavailable",
+}
+
+
+def error_body(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one JSON error shape."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> web.Response:
+    """A JSON error response in the one shape."""
+    return web.json_response(error_body(status, code, message, details), status=status)
+
+
+def _login_page(request: web.Request, status: int, message: str) -> web.Response:
+    target = quote(request.path_qs, safe="/")
+    html = (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<meta http-equiv=refresh content=\"0;url=/login?next={target}\">"
+        f"<title>Sign in</title></head><body><p>{escape(message)} "
+        f"<a href=\"/login?next={target}\">Sign in</a></p></body></html>"
+    )
+    return web.Response(text=html, status=status, content_type="text/html")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map every exception to the JSON error shape (UI pages get a sign-in page for 401)."""
+    try:
+        return await handler(request)
+    except DockmasterError as err:
+        spec = route_spec(request)
+        if spec is not None and spec.kind == "ui" and err.status == 401:
+            return _login_page(request, 401, err.message)
+        response = error_response(err.status, err.code, err.message, err.details)
+        if err.status == 429 and "retry_after" in err.details:
+            response.headers["Retry-After"] = str(int(err.details["retry_after"]) + 1)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+        return error_response(exc.status, code, message or exc.reason)
+    except (ConnectionResetError, TimeoutError) as err:
+        if isinstance(err, ConnectionResetError):
+            raise
+        return error_response(504, "timeout", "the operation timed out")
+    except Exception:
+        _LOGGER.exception("Unhandled error for %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; see the Dockmaster log")
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Security headers on every response."""
+    response = await handler(request)
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    )
+    if request.path.startswith("/api/") and "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def is_https(request: web.Request) -> bool:
+    """True when the client reached us over https (directly or via a trusted proxy)."""
+    return request.secure or request.scheme == "https"
+
+
+def cookie_name(request: web.Request) -> str:
+    """`__Host-dm_session` behind https, `dm_session` on plain http."""
+    return SECURE_COOKIE if is_https(request) else COOKIE
+
+
+def resolve_identity(request: web.Request) -> Identity | None:
+    """The caller from a Bearer token or a session cookie; None when neither is valid."""
+    auth: AuthManager = request.app[AUTH_KEY]
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <token>'")
+        identity = auth.identity_for_token(token.strip())
+        if identity is None:
+            raise Unauthorized("invalid API token")
+        return identity
+    session_id = request.cookies.get(SECURE_COOKIE) or request.cookies.get(COOKIE)
+    session = auth.session(session_id)
+    return auth.identity_for_session(session) if session else None
+
+
+async def _check_csrf(request: web.Request, identity: Identity) -> None:
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        sent = str(form.get("csrf_token", ""))
+    if not identity.csrf or not sent or not hmac.compare_digest(sent.encode(), identity.csrf.encode()):
+        raise Forbidden("missing or invalid CSRF token")
+
+
+def _required(spec: RouteSpec) -> str | None:
+    return None if spec.auth in ("public", "session") else spec.auth
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Deny by default: only declared routes are served, each to the identities it allows."""
+    spec = route_spec(request)
+    if spec is None:
+        if request.match_info.http_exception is not None:
+            raise request.match_info.http_exception
+        resource = request.match_info.route.resource
+        if resource is not None and resource.canonical.startswith("/static"):
+            return await handler(request)
+        raise Forbidden("this route is not declared")
+    identity = resolve_identity(request) if spec.auth != "public" or spec.kind == "ui" else None
+    request[IDENTITY_KEY] = identity
+    if spec.auth == "public":
+        return await handler(request)
+    if identity is None:
+        raise Unauthorized("sign in or send an API token")
+    scope = _required(spec)
+    if scope is not None and not identity.allows(scope):
+        raise Forbidden(f"this needs the '{scope}' scope")
+    if identity.session_id and request.method not in SAFE_METHODS:
+        await _check_csrf(request, identity)
+    if spec.websocket and identity.session_id:
+        origin = request.headers.get("Origin")
+        if origin and origin.split("://", 1)[-1] != request.host:
+            raise Forbidden("cross-origin WebSocket refused")
+    return await handler(request)
+
+
+def actor(request: web.Request) -> str:
+    """The audit name of the caller."""
+    identity: Identity | None = request.get(IDENTITY_KEY)
+    return identity.actor if identity else "anonymous"
+
+
+def client_ip(request: web.Request) -> str | None:
+    """The client address (X-Forwarded-For is honoured only from trusted proxies)."""
+    app = request.app[APPLIANCE_KEY]
+    peer = request.remote
+    trusted = app.http_conf.get("trusted_proxies", [])
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and peer in trusted:
+        return forwarded.split(",")[0].strip()
+    return peer

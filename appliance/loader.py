@@ -1,0 +1,208 @@
+"""Addon discovery and setup: `addons/<domain>/` packages, checked manifests, guarded `async_setup`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import pkgutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import voluptuous as vol
+
+import addons
+
+from .const import ADDON_SETUP_TIMEOUT, CORE_DOMAINS
+
+if TYPE_CHECKING:
+    from .core import Appliance
+
+_LOGGER = logging.getLogger(__name__)
+
+MANIFEST_SCHEMA = vol.Schema(
+    {
+        vol.Required("domain"): str,
+        vol.Required("name"): str,
+        vol.Required("documentation"): str,
+        vol.Optional("dependencies", default=[]): [str],
+        vol.Optional("after_dependencies", default=[]): [str],
+        vol.Optional("version"): str,
+    }
+)
+
+
+@runtime_checkable
+class AddonProtocol(Protocol):
+    """What an addon package exports."""
+
+    DOMAIN: str
+    CONFIG_SCHEMA: vol.Schema
+
+    async def async_setup(self, app: Appliance, conf: Any) -> bool:
+        """Wire the addon into the appliance; return True when it is ready."""
+
+
+@dataclass
+class Addon:
+    """A discovered addon: its manifest and module, or why it could not be loaded."""
+
+    domain: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+    module: ModuleType | None = None
+    error: str | None = None
+
+    @property
+    def config_schema(self) -> vol.Schema:
+        """The addon's config schema."""
+        assert self.module is not None
+        return self.module.CONFIG_SCHEMA  # type: ignore[no-any-return]
+
+    @property
+    def dependencies(self) -> list[str]:
+        """Domains that must be set up first."""
+        return list(self.manifest.get("dependencies", []))
+
+    @property
+    def after(self) -> list[str]:
+        """Domains set up first when they are configured."""
+        return list(self.manifest.get("after_dependencies", []))
+
+
+def validate_manifest(path: Path, folder: str) -> dict[str, Any]:
+    """Read and check a manifest.json; its domain must equal its folder name."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    manifest: dict[str, Any] = MANIFEST_SCHEMA(data)
+    if manifest["domain"] != folder:
+        raise vol.Invalid(f"manifest domain '{manifest['domain']}' does not match folder '{folder}'")
+    return manifest
+
+
+class AddonRegistry:
+    """Finds addons on the `addons` package path (built-ins and `custom_addons/`)."""
+
+    def __init__(self, config_dir: Path | None = None) -> None:
+        """Extend the addon search path with `<config_dir>/custom_addons` when present."""
+        if config_dir is not None:
+            custom = (config_dir / "custom_addons").resolve()
+            if custom.is_dir() and str(custom) not in addons.__path__:
+                addons.__path__.append(str(custom))
+        self._cache: dict[str, Addon] = {}
+
+    def available(self) -> list[str]:
+        """Every domain found on the search path."""
+        return sorted(
+            name for _, name, is_pkg in pkgutil.iter_modules(addons.__path__) if is_pkg
+        )
+
+    def get(self, domain: str) -> Addon | None:
+        """Load an addon's manifest and module; None when no such package exists."""
+        if domain in self._cache:
+            return self._cache[domain]
+        if domain in CORE_DOMAINS or not domain.isidentifier():
+            return None
+        folder = next(
+            (Path(p) / domain for p in addons.__path__ if (Path(p) / domain / "__init__.py").is_file()),
+            None,
+        )
+        if folder is None:
+            return None
+        addon = Addon(domain)
+        try:
+            addon.manifest = validate_manifest(folder / "manifest.json", domain)
+            addon.module = importlib.import_module(f"addons.{domain}")
+            if not isinstance(addon.module, AddonProtocol):
+                raise TypeError("module must export DOMAIN, CONFIG_SCHEMA and async_setup")
+            if domain != addon.module.DOMAIN:
+                raise TypeError(f"DOMAIN '{addon.module.DOMAIN}' does not match folder '{domain}'")
+        except FileNotFoundError:
+            addon.error = "addon has no manifest.json"
+        except Exception as err:
+            _LOGGER.exception("Cannot load addon %s", domain)
+            addon.error = f"cannot load addon: {err}"
+            sys.modules.pop(f"addons.{domain}", None)
+        self._cache[domain] = addon
+        return addon
+
+
+def setup_order(domains: list[str], registry: AddonRegistry) -> list[str]:
+    """Order domains so dependencies (and configured after-dependencies) come first."""
+    order: list[str] = []
+    visiting: set[str] = set()
+    wanted = set(domains)
+
+    def visit(domain: str) -> None:
+        if domain in order or domain in visiting:
+            return
+        visiting.add(domain)
+        addon = registry.get(domain)
+        if addon is not None and addon.module is not None:
+            for dep in addon.dependencies:
+                visit(dep)
+            for dep in addon.after:
+                if dep in wanted:
+                    visit(dep)
+        visiting.discard(domain)
+        order.append(domain)
+
+    for domain in sorted(domains):
+        visit(domain)
+    return order
+
+
+async def async_setup_addons(app: Appliance, configured: dict[str, Any], invalid: dict[str, str]) -> None:
+    """Set up every configured addon (and its dependencies) in order; failures disable one addon."""
+    registry = AddonRegistry(app.config_path.parent)
+    for domain, error in invalid.items():
+        app.addon_failed(domain, error)
+    for domain in setup_order([d for d in configured if d not in invalid], registry):
+        addon = registry.get(domain)
+        if addon is None or addon.module is None:
+            app.addon_failed(domain, addon.error if addon else "no such addon")
+            continue
+        failed_deps = [d for d in addon.dependencies if d not in app.loaded_addons]
+        if failed_deps:
+            app.addon_failed(domain, f"dependency not available: {', '.join(failed_deps)}")
+            continue
+        conf = configured.get(domain)
+        if conf is None:  # a dependency that was not configured gets its defaults
+            conf = _default_config(addon)
+            if conf is None:
+                app.addon_failed(domain, "needed by another addon but not configured")
+                continue
+        await _async_setup_one(app, addon, conf)
+
+
+def _default_config(addon: Addon) -> Any:
+    """The addon's config built from an empty block (mapping or list), or None."""
+    for empty in ({}, []):
+        try:
+            return addon.config_schema(empty)
+        except vol.Invalid:
+            continue
+    return None
+
+
+async def _async_setup_one(app: Appliance, addon: Addon, conf: Any) -> None:
+    assert addon.module is not None
+    domain = addon.domain
+    try:
+        async with asyncio.timeout(ADDON_SETUP_TIMEOUT):
+            result = await addon.module.async_setup(app, conf)
+    except TimeoutError:
+        app.addon_failed(domain, f"setup timed out after {ADDON_SETUP_TIMEOUT:.0f}s")
+        return
+    except Exception as err:
+        _LOGGER.exception("Error setting up addon %s", domain)
+        app.addon_failed(domain, f"setup failed: {type(err).__name__}: {err}")
+        return
+    if result is not True:
+        message = "setup returned False" if result is False else f"setup returned {result!r}, not a bool"
+        app.addon_failed(domain, message)
+        return
+    app.loaded_addons.append(domain)
+    _LOGGER.info("Addon %s set up", domain)

@@ -1,0 +1,295 @@
+"""SQLite history (aiosqlite, WAL): versioned migrations and batched writes on one writer task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+_LOGGER = logging.getLogger(__name__)
+
+CORE_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        actor TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        error TEXT,
+        log TEXT NOT NULL DEFAULT '',
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX runs_kind_target ON runs (kind, target, id);
+    CREATE INDEX runs_status ON runs (status);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        source TEXT,
+        outcome TEXT NOT NULL DEFAULT 'ok',
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_type ON events (type, id);
+    CREATE TABLE kv (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (namespace, key)
+    );
+    """,
+]
+
+
+@dataclass
+class _Write:
+    sql: str
+    params: Sequence[Any] | Iterable[Sequence[Any]]
+    many: bool = False
+    future: asyncio.Future[int | None] | None = None
+
+
+@dataclass
+class StoreStats:
+    """Counters for metrics and benchmarks."""
+
+    writes: int = 0
+    batches: int = 0
+    largest_batch: int = 0
+    pending: int = 0
+    timings: list[float] = field(default_factory=list)
+
+
+class Store:
+    """One writer connection fed by a queue (batched transactions) and one reader connection."""
+
+    def __init__(self, path: Path, *, batch_delay: float = 0.05, batch_max: int = 2000) -> None:
+        """Prepare a store at `path`; call `async_open()` before use."""
+        self.path = Path(path)
+        self._batch_delay = batch_delay
+        self._batch_max = batch_max
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._migrations: dict[str, list[str]] = {"core": CORE_MIGRATIONS}
+        self.stats = StoreStats()
+
+    async def async_open(self) -> None:
+        """Open both connections, switch to WAL and apply the core migrations."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._writer.execute("PRAGMA synchronous=NORMAL")
+        await self._writer.execute("PRAGMA busy_timeout=5000")
+        await self._writer.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (domain TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        await self._apply_migrations("core", CORE_MIGRATIONS)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._reader.row_factory = aiosqlite.Row
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        self._task = asyncio.create_task(self._writer_loop(), name="store-writer")
+
+    async def async_close(self) -> None:
+        """Flush pending writes and close."""
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def async_migrate(self, domain: str, migrations: list[str]) -> None:
+        """Apply an addon's migrations in order; each list index is one schema version."""
+        self._migrations[domain] = migrations
+        await self.flush()
+        await self._apply_migrations(domain, migrations)
+
+    async def _apply_migrations(self, domain: str, migrations: list[str]) -> None:
+        assert self._writer is not None
+        async with self._writer.execute(
+            "SELECT version FROM schema_version WHERE domain = ?", (domain,)
+        ) as cur:
+            row = await cur.fetchone()
+        current = row[0] if row else 0
+        for version, script in enumerate(migrations[current:], start=current + 1):
+            _LOGGER.info("Migrating %s store schema to version %d", domain, version)
+            await self._writer.executescript(
+                f"BEGIN; {script}; INSERT INTO schema_version (domain, version) VALUES "
+                f"('{domain}', {version}) ON CONFLICT(domain) DO UPDATE SET version = excluded.version; COMMIT;"
+            )
+
+    # --- writes -------------------------------------------------------------------------
+
+    def enqueue(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Queue a write for the next batch without waiting for it."""
+        self.stats.pending += 1
+        self._queue.put_nowait(_Write(sql, params))
+
+    def enqueue_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Queue an executemany for the next batch."""
+        self.stats.pending += 1
+        self._queue.put_nowait(_Write(sql, list(rows), many=True))
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """Queue a write and wait until it is committed; returns the row id it inserted."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self.stats.pending += 1
+        self._queue.put_nowait(_Write(sql, params, future=future))
+        return await future
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        if self._task is None:
+            return
+        await self.execute("SELECT 1")
+
+    async def _writer_loop(self) -> None:
+        assert self._writer is not None
+        stop = False
+        while not stop:
+            item = await self._queue.get()
+            batch: list[_Write] = []
+            if item is None:
+                stop = True
+            else:
+                batch.append(item)
+                if item.future is None:
+                    # Give a burst of fire-and-forget writes a moment to join the batch.
+                    await asyncio.sleep(self._batch_delay)
+            while len(batch) < self._batch_max and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        assert self._writer is not None
+        started = time.perf_counter()
+        results: list[tuple[_Write, int | None, BaseException | None]] = []
+        try:
+            await self._writer.execute("BEGIN")
+            for write in batch:
+                try:
+                    if write.many:
+                        await self._writer.executemany(write.sql, write.params)  # type: ignore[arg-type]
+                        results.append((write, None, None))
+                    else:
+                        cursor = await self._writer.execute(write.sql, write.params)  # type: ignore[arg-type]
+                        results.append((write, cursor.lastrowid, None))
+                        await cursor.close()
+                except Exception as err:  # one bad statement must not lose the batch
+                    _LOGGER.error("Store write failed: %s (%s)", err, write.sql.split()[0])
+                    results.append((write, None, err))
+            await self._writer.execute("COMMIT")
+        except Exception as err:
+            _LOGGER.exception("Store batch failed")
+            results = [(w, None, err) for w in batch]
+        self.stats.writes += len(batch)
+        self.stats.pending -= len(batch)
+        self.stats.batches += 1
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        self.stats.timings.append(time.perf_counter() - started)
+        del self.stats.timings[:-100]
+        for write, rowid, error in results:
+            if write.future is not None and not write.future.done():
+                if error is not None:
+                    write.future.set_exception(error)
+                else:
+                    write.future.set_result(rowid)
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a read query on the reader connection."""
+        assert self._reader is not None
+        async with self._reader.execute(sql, params) as cur:
+            return [dict(row) for row in await cur.fetchall()]
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        """Run a read query and return its first row."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    # --- small helpers used across addons -----------------------------------------------
+
+    async def kv_get(self, namespace: str, key: str, default: Any = None) -> Any:
+        """Read a JSON value persisted with `kv_set`."""
+        row = await self.fetchone("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
+        return json.loads(row["value"]) if row else default
+
+    async def kv_all(self, namespace: str) -> dict[str, Any]:
+        """Read every value of a namespace."""
+        rows = await self.fetchall("SELECT key, value FROM kv WHERE namespace = ?", (namespace,))
+        return {row["key"]: json.loads(row["value"]) for row in rows}
+
+    async def kv_set(self, namespace: str, key: str, value: Any) -> None:
+        """Persist a JSON value and wait for the commit."""
+        await self.execute(
+            "INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+            (namespace, key, json.dumps(value), time.time()),
+        )
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        target: str = "",
+        *,
+        source: str | None = None,
+        outcome: str = "ok",
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record who did what; never pass secrets in `details`."""
+        self.enqueue(
+            "INSERT INTO audit (time, actor, action, target, source, outcome, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), actor, action, target, source, outcome, json.dumps(details or {}, default=str)),
+        )
+
+    def record_event(self, event_type: str, data: dict[str, Any]) -> None:
+        """Append an event to history."""
+        self.enqueue(
+            "INSERT INTO events (time, type, data) VALUES (?, ?, ?)",
+            (data.get("time", time.time()), event_type, json.dumps(data, default=str)),
+        )
+
+    async def mark_interrupted(self) -> int:
+        """On start: runs left `running` or `queued` by a crash become `interrupted`."""
+        before = await self.fetchone(
+            "SELECT COUNT(*) AS n FROM runs WHERE status IN ('running', 'queued')"
+        )
+        await self.execute(
+            "UPDATE runs SET status = 'interrupted', finished = ?, "
+            "error = COALESCE(error, 'the process stopped while this run was in progress') "
+            "WHERE status IN ('running', 'queued')",
+            (time.time(),),
+        )
+        return int(before["n"]) if before else 0
