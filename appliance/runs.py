@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -233,14 +234,20 @@ class RunManager:
         for waiter in self._log_waiters.pop(run_id, []):
             waiter.set()
 
-    async def wait_log(self, run_id: int, timeout: float) -> None:
-        """Wait until a live run logs more or finishes (for streaming log responses)."""
+    async def wait_log(self, run_id: int, timeout: float) -> None:  # noqa: ASYNC109 - a bounded wait, not a deadline
+        """Wait until a live run logs more or finishes, or `timeout` seconds pass (for streaming logs)."""
         waiter = asyncio.Event()
-        self._log_waiters.setdefault(run_id, []).append(waiter)
+        waiters = self._log_waiters.setdefault(run_id, [])
+        waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter.wait(), timeout)
-        except TimeoutError:
-            pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), timeout)
+        finally:
+            # A follower that timed out or went away must not leave its waiter behind.
+            if waiter in self._log_waiters.get(run_id, []):
+                self._log_waiters[run_id].remove(waiter)
+                if not self._log_waiters[run_id]:
+                    del self._log_waiters[run_id]
 
     # --- queries ------------------------------------------------------------------------
 
@@ -256,7 +263,8 @@ class RunManager:
         limit: int = 50, before: int | None = None,
     ) -> list[dict[str, Any]]:
         """Runs newest first, filtered; `before` is the id to page from."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (("kind", kind), ("target", target), ("status", status)):
             if value:
                 where.append(f"{column} = ?")
@@ -264,9 +272,10 @@ class RunManager:
         if before:
             where.append("id < ?")
             params.append(before)
+        # Only fixed column names are joined into the SQL; every value is a bound parameter.
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self.store.fetchall(
-            "SELECT id, kind, target, trigger, actor, reason, status, created, started, finished, "
+            "SELECT id, kind, target, trigger, actor, reason, status, created, started, finished, "  # noqa: S608
             f"error, details FROM runs {clause} ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -32,6 +33,7 @@ class Submission:
 class _Slot:
     task: asyncio.Task[Any] | None = None
     trailing: JobFactory | None = None
+    trailing_timeout: float | None = None
     trailing_future: asyncio.Future[Any] | None = None
     coalesced: int = 0
 
@@ -83,6 +85,7 @@ class Scheduler:
             future.set_result(None)
             return Submission("rejected", future)
         slot.trailing = factory
+        slot.trailing_timeout = timeout
         slot.coalesced += 1
         if slot.trailing_future is None:
             slot.trailing_future = loop.create_future()
@@ -94,12 +97,12 @@ class Scheduler:
         return bool(slot and slot.task and not slot.task.done())
 
     async def _run_slot(
-        self, key: str, factory: JobFactory, timeout: float | None, future: asyncio.Future[Any]
+        self, key: str, factory: JobFactory, limit: float | None, future: asyncio.Future[Any]
     ) -> None:
         slot = self._slots[key]
         while True:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(limit):
                     result = await factory()
             except asyncio.CancelledError:
                 if not future.done():
@@ -109,7 +112,7 @@ class Scheduler:
                 raise
             except Exception as err:
                 if isinstance(err, TimeoutError):
-                    _LOGGER.warning("Job %s timed out after %ss", key, timeout)
+                    _LOGGER.warning("Job %s timed out after %ss", key, limit)
                 else:
                     _LOGGER.exception("Job %s failed", key)
                 if not future.done():
@@ -121,6 +124,7 @@ class Scheduler:
             if slot.trailing is None:
                 return
             factory, slot.trailing = slot.trailing, None
+            limit = slot.trailing_timeout
             future, slot.trailing_future = slot.trailing_future or future, None
             slot.coalesced = 0
 
@@ -156,7 +160,7 @@ class Scheduler:
             job.last_run = time.time()
             job.runs += 1
             submission = self.submit(job.key or job.name, job.factory, timeout=job.timeout)
-            submission.future.add_done_callback(lambda fut, job=job: self._cron_done(job, fut))
+            submission.future.add_done_callback(functools.partial(self._cron_done, job))
             job.next_run = self.next_fire(job.cron, time.time()) + random.uniform(0, job.jitter)
 
     @staticmethod

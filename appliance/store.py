@@ -136,12 +136,26 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         current = row[0] if row else 0
+        if current > len(migrations):
+            raise RuntimeError(
+                f"the {domain} store schema is version {current}, newer than this Dockmaster knows "
+                f"({len(migrations)}); upgrade Dockmaster or restore an older database"
+            )
         for version, script in enumerate(migrations[current:], start=current + 1):
             _LOGGER.info("Migrating %s store schema to version %d", domain, version)
-            await self._writer.executescript(
-                f"BEGIN; {script}; INSERT INTO schema_version (domain, version) VALUES "
-                f"('{domain}', {version}) ON CONFLICT(domain) DO UPDATE SET version = excluded.version; COMMIT;"
-            )
+            # One transaction per version: the script and its version number land together or not at all.
+            try:
+                await self._writer.executescript(f"BEGIN; {script};")
+                await self._writer.execute(
+                    "INSERT INTO schema_version (domain, version) VALUES (?, ?) "
+                    "ON CONFLICT(domain) DO UPDATE SET version = excluded.version",
+                    (domain, version),
+                )
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
+                raise
 
     # --- writes -------------------------------------------------------------------------
 
@@ -199,10 +213,10 @@ class Store:
             for write in batch:
                 try:
                     if write.many:
-                        await self._writer.executemany(write.sql, write.params)  # type: ignore[arg-type]
+                        await self._writer.executemany(write.sql, write.params)
                         results.append((write, None, None))
                     else:
-                        cursor = await self._writer.execute(write.sql, write.params)  # type: ignore[arg-type]
+                        cursor = await self._writer.execute(write.sql, write.params)
                         results.append((write, cursor.lastrowid, None))
                         await cursor.close()
                 except Exception as err:  # one bad statement must not lose the batch

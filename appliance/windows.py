@@ -53,7 +53,7 @@ class MaintenanceWindow:
         local = self._local(now)
         if self.is_open(local):
             return local
-        return croniter(self.cron, local).get_next(datetime)  # type: ignore[no-any-return]
+        return croniter(self.cron, local).get_next(datetime)
 
     def describe(self, now: datetime | None = None) -> str:
         """A short human phrase: 'open until 05:00' or 'opens Sat 02:00'."""

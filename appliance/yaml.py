@@ -101,7 +101,7 @@ class _Loader(yaml.SafeLoader):
     ctx: _Context
     file: Path
 
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> NodeDict:  # type: ignore[override]
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> NodeDict:
         """Build a NodeDict keeping every key's line; report duplicate keys."""
         assert isinstance(node, yaml.MappingNode)
         self.flatten_mapping(node)
@@ -123,7 +123,7 @@ class _Loader(yaml.SafeLoader):
             result.key_marks[key] = mark
         return result
 
-    def construct_sequence(self, node: yaml.Node, deep: bool = False) -> NodeList:  # type: ignore[override]
+    def construct_sequence(self, node: yaml.Node, deep: bool = False) -> NodeList:
         """Build a NodeList keeping every item's line."""
         assert isinstance(node, yaml.SequenceNode)
         result = NodeList()

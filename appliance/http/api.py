@@ -112,9 +112,10 @@ async def audit_list(request: web.Request) -> web.Response:
     if query.get("before"):
         where.append("id < ?")
         params.append(query["before"])
+    # Only fixed column names are joined into the SQL; every value is a bound parameter.
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     rows = await app.store.fetchall(
-        f"SELECT * FROM audit {clause} ORDER BY id DESC LIMIT ?", (*params, query["limit"])
+        f"SELECT * FROM audit {clause} ORDER BY id DESC LIMIT ?", (*params, query["limit"])  # noqa: S608
     )
     for row in rows:
         row["details"] = json.loads(row["details"] or "{}")

@@ -1,12 +1,14 @@
-"""The one error middleware, security headers, and deny-by-default authentication with CSRF."""
+"""The one error middleware, forwarded headers, security headers, and deny-by-default auth with CSRF."""
 
 from __future__ import annotations
 
+import functools
 import hmac
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from markupsafe import escape
@@ -67,9 +69,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
-        return error_response(exc.status, code, message or exc.reason)
+        return _http_exception_response(exc)
     except (ConnectionResetError, TimeoutError) as err:
         if isinstance(err, ConnectionResetError):
             raise
@@ -79,11 +79,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(500, "internal_error", "internal error; see the Dockmaster log")
 
 
-@web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Security headers on every response."""
-    response = await handler(request)
-    headers = response.headers
+def _http_exception_response(exc: web.HTTPException) -> web.Response:
+    """Render an aiohttp HTTP error (404, 405, 413 from the router or the body reader) in the one shape."""
+    code = _HTTP_CODES.get(exc.status, "http_error")
+    # aiohttp's default body is "<status>: <reason>"; a custom text (e.g. the body size limit) says more.
+    text = (exc.text or "").strip()
+    default = f"{exc.status}: {exc.reason}"
+    if not text or text == default or exc.content_type != "text/plain":
+        message = exc.reason.lower() if exc.reason else code.replace("_", " ")
+    else:
+        message = text
+    details: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        details = {"method": exc.method, "allowed": allowed}
+        headers["Allow"] = ", ".join(allowed)
+        message = f"method {exc.method} is not allowed here (allowed: {', '.join(allowed)})"
+    response = error_response(exc.status, code, message, details)
+    response.headers.update(headers)
+    return response
+
+
+def _security_headers(request: web.Request, headers: Any) -> None:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
@@ -94,7 +112,82 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     )
     if request.path.startswith("/api/") and "Cache-Control" not in headers:
         headers["Cache-Control"] = "no-store"
+
+
+@functools.lru_cache(maxsize=32)
+def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def is_trusted_proxy(address: str | None, trusted: Iterable[str]) -> bool:
+    """True when `address` is inside one of the `http.trusted_proxies` addresses or networks."""
+    entries = tuple(trusted)
+    if not address or not entries:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in _networks(entries))
+
+
+def _first(value: str) -> str:
+    return value.split(",")[0].strip()
+
+
+@web.middleware
+async def forwarded_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Honour X-Forwarded-For/-Proto/-Host only from `http.trusted_proxies`; everyone else is ignored."""
+    trusted = request.app[APPLIANCE_KEY].http_conf.get("trusted_proxies") or ()
+    if not trusted or not is_trusted_proxy(request.remote, trusted):
+        return await handler(request)
+    changes: dict[str, Any] = {}
+    forwarded_for = request.headers.get("X-Forwarded-For")
+    if forwarded_for:
+        # Walk from the nearest hop back: the first address that is not a trusted proxy is the client.
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        client = next((hop for hop in reversed(hops) if not is_trusted_proxy(hop, trusted)), hops[0] if hops else None)
+        if client:
+            changes["remote"] = client
+    proto = request.headers.get("X-Forwarded-Proto")
+    if proto and _first(proto).lower() in ("http", "https"):
+        changes["scheme"] = _first(proto).lower()
+    host = request.headers.get("X-Forwarded-Host")
+    if host and _first(host) and all(c.isalnum() or c in ".-:[]" for c in _first(host)):
+        changes["host"] = _first(host)
+    return await handler(request.clone(**changes) if changes else request)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Security headers on every response, redirects raised as exceptions included."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _security_headers(request, exc.headers)
+        raise
+    _security_headers(request, response.headers)
     return response
+
+
+def same_origin(request: web.Request) -> bool:
+    """False when a browser says the request comes from another site (login CSRF, cross-site WebSocket).
+
+    Browsers send `Sec-Fetch-Site` and `Origin` (or at least `Referer`) on form posts and WebSocket
+    handshakes; a request with none of them comes from a non-browser client and cannot be a CSRF.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").lower()
+    if fetch_site in ("cross-site", "same-site"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        if origin == "null":
+            return False
+        return urlsplit(origin).netloc.lower() == request.host.lower()
+    referer = request.headers.get("Referer")
+    if referer:
+        return urlsplit(referer).netloc.lower() == request.host.lower()
+    return True
 
 
 def is_https(request: web.Request) -> bool:
@@ -159,10 +252,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden(f"this needs the '{scope}' scope")
     if identity.session_id and request.method not in SAFE_METHODS:
         await _check_csrf(request, identity)
-    if spec.websocket and identity.session_id:
-        origin = request.headers.get("Origin")
-        if origin and origin.split("://", 1)[-1] != request.host:
-            raise Forbidden("cross-origin WebSocket refused")
+    if spec.websocket and identity.session_id and not same_origin(request):
+        raise Forbidden("cross-origin WebSocket refused")
     return await handler(request)
 
 
@@ -173,11 +264,5 @@ def actor(request: web.Request) -> str:
 
 
 def client_ip(request: web.Request) -> str | None:
-    """The client address (X-Forwarded-For is honoured only from trusted proxies)."""
-    app = request.app[APPLIANCE_KEY]
-    peer = request.remote
-    trusted = app.http_conf.get("trusted_proxies", [])
-    forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded and peer in trusted:
-        return forwarded.split(",")[0].strip()
-    return peer
+    """The client address; `forwarded_middleware` has already applied X-Forwarded-For from trusted proxies."""
+    return request.remote

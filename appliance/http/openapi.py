@@ -34,7 +34,7 @@ _AUTH_STATUS = {401: "Not signed in or bad token", 403: "Missing scope or CSRF t
 
 def _schema(schema: vol.Schema) -> dict[str, Any]:
     try:
-        return convert(schema)  # type: ignore[no-any-return]
+        return convert(schema)
     except Exception:  # a validator the converter does not know still gets a permissive schema
         return {"type": "object"}
 

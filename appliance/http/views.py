@@ -10,9 +10,9 @@ import voluptuous as vol
 from aiohttp import web
 
 from ..auth import LoginThrottled
-from ..errors import NotFound, TooManyRequests
+from ..errors import Forbidden, NotFound, TooManyRequests
 from ..keys import APPLIANCE_KEY, AUTH_KEY, BODY_KEY, IDENTITY_KEY, QUERY_KEY
-from .middlewares import COOKIE, SECURE_COOKIE, actor, client_ip, cookie_name, is_https
+from .middlewares import COOKIE, SECURE_COOKIE, actor, client_ip, cookie_name, is_https, same_origin
 from .routes import RouteTable
 from .ui import render
 
@@ -46,6 +46,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     app = request.app[APPLIANCE_KEY]
     body = request[BODY_KEY]
     username = body["username"].strip()
+    if not same_origin(request):
+        # Login CSRF: another site must not sign a visitor in to an account it controls.
+        app.store.audit(f"user:{username or '?'}", "login", source=client_ip(request), outcome="cross-site")
+        raise Forbidden("cross-site sign-in refused")
     try:
         if body["bootstrap_token"]:
             session = auth.login_bootstrap(body["bootstrap_token"].strip())
@@ -74,10 +78,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
     """End the session."""
     auth = request.app[AUTH_KEY]
     identity = request[IDENTITY_KEY]
-    auth.logout(identity.session_id)
+    if identity is not None:
+        auth.logout(identity.session_id)
     request.app[APPLIANCE_KEY].store.audit(actor(request), "logout", source=client_ip(request))
     response = web.HTTPSeeOther("/login")
-    response.del_cookie(cookie_name(request), path="/")
+    response.del_cookie(cookie_name(request), path="/", secure=is_https(request), httponly=True, samesite="Strict")
     raise response
 
 
