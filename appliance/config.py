@@ -11,7 +11,7 @@ import voluptuous as vol
 
 from . import cv
 from .const import CORE_DOMAINS, DEFAULT_PORT, SCOPES
-from .yaml import LoadIssue, Mark, NodeDict, load_config_yaml, locate, strip_marks
+from .yaml import LoadIssue, Mark, NodeDict, load_config_yaml, locate, mark_of, strip_marks
 
 DOCKMASTER_SCHEMA = vol.Schema(
     {
@@ -184,8 +184,26 @@ def validate_domain(domain: str, schema: vol.Schema, raw: Any, value: Any) -> tu
         return None, _issues_from_invalid(domain, schema, raw, err)
 
 
-def _load_issue(issue: LoadIssue) -> ConfigIssue:
-    return ConfigIssue(format_path(issue.path), issue.message, issue.mark)
+def _load_issue(issue: LoadIssue, raw: Any = None) -> ConfigIssue:
+    path = issue.path or (_path_of_mark(raw, issue.mark) if issue.mark else ())
+    return ConfigIssue(format_path(path or ()), issue.message, issue.mark)
+
+
+def _path_of_mark(node: Any, mark: Mark, prefix: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """The key path of the value written at `mark` (a missing secret or env var), for the message."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _path_of_mark(value, mark, (*prefix, key))
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found = _path_of_mark(value, mark, (*prefix, index))
+            if found is not None:
+                return found
+    elif prefix and mark_of(node) == mark:
+        return prefix
+    return None
 
 
 def check_config(path: Path, *, secrets_file: Path | None = None) -> CheckResult:
@@ -195,7 +213,7 @@ def check_config(path: Path, *, secrets_file: Path | None = None) -> CheckResult
     path = Path(path)
     result = CheckResult(path=path)
     raw, load_issues = load_config_yaml(path, secrets_file=secrets_file)
-    result.issues.extend(_load_issue(issue) for issue in load_issues)
+    result.issues.extend(_load_issue(issue, raw) for issue in load_issues)
     if raw is None:
         if not load_issues:
             result.issues.append(ConfigIssue("", "config file is empty", Mark(path.name, 1)))

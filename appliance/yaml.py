@@ -82,6 +82,7 @@ class _Context:
     issues: list[LoadIssue] = field(default_factory=list)
     include_stack: list[Path] = field(default_factory=list)
     secrets: dict[str, Any] | None = None
+    secrets_error: str | None = None
 
     def display(self, path: Path) -> str:
         """Show a file relative to the config folder when it is inside it."""
@@ -153,11 +154,14 @@ def _construct_secret(loader: _Loader, node: yaml.Node) -> Any:
     name = str(loader.construct_scalar(node))  # type: ignore[arg-type]
     mark = _mark(ctx, loader.file, node)
     if ctx.secrets is None:
-        ctx.secrets = _load_secrets(ctx, mark)
+        ctx.secrets = _load_secrets(ctx)
     if name not in ctx.secrets:
-        ctx.issues.append(
-            LoadIssue(f"secret '{name}' is not defined in {ctx.display(ctx.secrets_file)}", mark)
-        )
+        secrets_file = ctx.display(ctx.secrets_file)
+        if ctx.secrets_error:
+            message = f"secret '{name}' cannot be read: {secrets_file} {ctx.secrets_error}"
+        else:
+            message = f"secret '{name}' is not defined in {secrets_file}"
+        ctx.issues.append(LoadIssue(message, mark))
         return _placeholder(mark)
     value = ctx.secrets[name]
     if isinstance(value, str):
@@ -175,16 +179,22 @@ def _placeholder(mark: Mark) -> NodeStr:
     return value
 
 
-def _load_secrets(ctx: _Context, mark: Mark) -> dict[str, Any]:
+def _load_secrets(ctx: _Context) -> dict[str, Any]:
+    """Read secrets.yaml once; when it is missing or broken, every `!secret` use says so where it is."""
     path = ctx.secrets_file
     if not path.is_file():
-        ctx.issues.append(LoadIssue(f"!secret used but {ctx.display(path)} does not exist", mark))
+        ctx.secrets_error = "does not exist"
         return {}
+    before = len(ctx.issues)
     data = _load_file(ctx, path, allow_tags=False)
+    if len(ctx.issues) > before:
+        ctx.secrets_error = "has errors"
+        return {}
     if data is None:
         return {}
     if not isinstance(data, dict):
         ctx.issues.append(LoadIssue("secrets file must be a mapping of name: value", Mark(ctx.display(path), 1)))
+        ctx.secrets_error = "has errors"
         return {}
     return dict(data)
 
@@ -241,6 +251,10 @@ for _tag in ("!secret", "!include", "!env_var"):
     _PlainLoader.yaml_constructors.pop(_tag, None)
 
 
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
 def _load_file(ctx: _Context, path: Path, *, allow_tags: bool = True) -> Any:
     ctx.include_stack.append(path.resolve())
     try:
@@ -250,7 +264,11 @@ def _load_file(ctx: _Context, path: Path, *, allow_tags: bool = True) -> Any:
             ctx.issues.append(LoadIssue(f"cannot read file: {err}", Mark(ctx.display(path), 1)))
             return None
         loader_cls = _Loader if allow_tags else _PlainLoader
-        loader = loader_cls(text)
+        try:
+            loader = loader_cls(text)  # the reader refuses control characters right here
+        except yaml.YAMLError as err:
+            ctx.issues.append(LoadIssue(f"invalid YAML: {_first_line(err)}", Mark(ctx.display(path), 1)))
+            return None
         loader.ctx = ctx
         loader.file = path
         try:
@@ -259,10 +277,13 @@ def _load_file(ctx: _Context, path: Path, *, allow_tags: bool = True) -> Any:
             problem_mark = err.problem_mark or err.context_mark
             line = problem_mark.line + 1 if problem_mark else 1
             problem = err.problem or err.context or "invalid YAML"
+            if err.context and err.problem and err.context_mark and err.context_mark.line + 1 != line:
+                # "expected ']'" on line 2 is clearer with where the unclosed thing began.
+                problem += f" ({err.context} started on line {err.context_mark.line + 1})"
             ctx.issues.append(LoadIssue(f"invalid YAML: {problem}", Mark(ctx.display(path), line)))
             return None
         except yaml.YAMLError as err:
-            ctx.issues.append(LoadIssue(f"invalid YAML: {err}", Mark(ctx.display(path), 1)))
+            ctx.issues.append(LoadIssue(f"invalid YAML: {_first_line(err)}", Mark(ctx.display(path), 1)))
             return None
         finally:
             loader.dispose()
