@@ -91,6 +91,7 @@ class AddonRegistry:
             custom = (config_dir / "custom_addons").resolve()
             if custom.is_dir() and str(custom) not in addons.__path__:
                 addons.__path__.append(str(custom))
+                importlib.invalidate_caches()  # a folder created moments ago must be seen
         self._cache: dict[str, Addon] = {}
 
     def available(self) -> list[str]:
@@ -195,7 +196,7 @@ async def _async_setup_one(app: Appliance, addon: Addon, conf: Any) -> None:
         async with asyncio.timeout(ADDON_SETUP_TIMEOUT):
             result = await addon.module.async_setup(app, conf)
     except TimeoutError:
-        app.addon_failed(domain, f"setup timed out after {ADDON_SETUP_TIMEOUT:.0f}s")
+        app.addon_failed(domain, f"setup timed out after {ADDON_SETUP_TIMEOUT:g}s")
         return
     except Exception as err:
         _LOGGER.exception("Error setting up addon %s", domain)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -34,10 +34,27 @@ class MaintenanceWindow:
         """The start of the opening that contains `now`, or None when closed."""
         local = self._local(now)
         # The latest start at or before now; +1 s so a start exactly at `now` counts.
-        start = croniter(self.cron, local + timedelta(seconds=1)).get_prev(datetime)
-        if start <= local < start + self.duration:
+        starts = croniter(self.cron, local + timedelta(seconds=1))
+        start = starts.get_prev(datetime)
+        for _ in range(3):
+            if not self._repeated(start):
+                break
+            start = starts.get_prev(datetime)
+        # The duration is elapsed time: adding it in UTC keeps a 3h window 3h long on DST nights
+        # (aware local arithmetic would add wall-clock hours).
+        # Compared as instants: aware datetimes in one zone compare by wall clock, which is
+        # wrong in the hour that repeats when clocks go back.
+        if start.timestamp() <= local.timestamp() < self._end(start).timestamp():
             return start
         return None
+
+    def _repeated(self, moment: datetime) -> bool:
+        """True for the second pass through a wall-clock time when clocks go back: cron opens once."""
+        first = moment.replace(tzinfo=None).replace(tzinfo=self.tz, fold=0)
+        return first.utcoffset() != moment.utcoffset()
+
+    def _end(self, start: datetime) -> datetime:
+        return (start.astimezone(UTC) + self.duration).astimezone(self.tz)
 
     def is_open(self, now: datetime | None = None) -> bool:
         """True when `now` is inside an opening."""
@@ -46,14 +63,20 @@ class MaintenanceWindow:
     def closes_at(self, now: datetime | None = None) -> datetime | None:
         """When the current opening ends, or None when closed."""
         start = self.current_opening(now)
-        return start + self.duration if start else None
+        return self._end(start) if start else None
 
     def next_open(self, now: datetime | None = None) -> datetime:
         """`now` when open, else the next time the window opens."""
         local = self._local(now)
         if self.is_open(local):
             return local
-        return croniter(self.cron, local).get_next(datetime)
+        starts = croniter(self.cron, local)
+        start: datetime = starts.get_next(datetime)
+        for _ in range(3):
+            if not self._repeated(start):
+                break
+            start = starts.get_next(datetime)
+        return start
 
     def describe(self, now: datetime | None = None) -> str:
         """A short human phrase: 'open until 05:00' or 'opens Sat 02:00'."""

@@ -30,6 +30,15 @@ def core_errors(checked: CheckResult) -> list[str]:
     return [str(i) for i in checked.issues if i.path.split(".")[0].split("[")[0] in ("dockmaster", "http", "auth", "")]
 
 
+def _domain_error(checked: CheckResult, domain: str) -> str:
+    """Why a domain's block is refused, for the banner: its first problem and how many more."""
+    issues = [i for i in checked.issues if i.path == domain or i.path.startswith((f"{domain}.", f"{domain}["))]
+    if not issues:
+        return "configuration is invalid (see config errors)"
+    more = f" (+{len(issues) - 1} more)" if len(issues) > 1 else ""
+    return f"configuration is invalid: {issues[0]}{more}"
+
+
 async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) -> Appliance:
     """Open the store and set up every addon; the caller starts and stops it."""
     app = Appliance(checked, oneshot=oneshot)
@@ -45,7 +54,7 @@ async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) 
     app.bus.async_listen(MATCH_ALL, _history)
     for issue in checked.issues:
         _LOGGER.error("Config: %s", issue)
-    invalid = {d: "configuration is invalid (see config errors)" for d in checked.invalid_domains}
+    invalid = {d: _domain_error(checked, d) for d in checked.invalid_domains}
     configured = {d: v for d, v in checked.domains.items() if d not in ("dockmaster", "http", "auth")}
     api.register(app.api)
     views.register(app.api)
