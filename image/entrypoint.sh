@@ -1,0 +1,51 @@
+#!/bin/sh
+# Container entrypoint: write a starter config on first start, drop root to PUID:PGID (joining the
+# docker socket's group), check the config, then serve.
+set -eu
+
+CONFIG="${DOCKMASTER_CONFIG:-/config/config.yaml}"
+CONFIG_DIR="$(dirname "$CONFIG")"
+SOCKET="${DOCKER_SOCKET:-/var/run/docker.sock}"
+
+PUID="${PUID:-1000}"
+PGID="${PGID:-1000}"
+if [ "$(id -u)" = 0 ] && [ "$PUID" != 0 ] && [ "${DOCKMASTER_RUN_AS_ROOT:-0}" != 1 ]; then
+  groups="$PGID"
+  if [ -S "$SOCKET" ]; then
+    # The socket's group (docker on most hosts, root on some): needed to talk to the engine.
+    groups="$groups,$(stat -c %g "$SOCKET")"
+  fi
+  mkdir -p "$CONFIG_DIR/.dockmaster"
+  # The process must read config, secrets and keys and write the data dir (a read-only mount stays as it is).
+  chown -R "$PUID:$PGID" "$CONFIG_DIR" 2>/dev/null \
+    || echo "entrypoint: could not chown everything under $CONFIG_DIR to $PUID:$PGID (read-only files?)" >&2
+  export HOME="$CONFIG_DIR"
+  exec setpriv --reuid="$PUID" --regid="$PGID" --groups="$groups" "$0" "$@"
+fi
+
+export HOME="${HOME:-$CONFIG_DIR}"
+if [ ! -f "$CONFIG" ]; then
+  echo "entrypoint: $CONFIG does not exist; writing a starter config (edit it, then restart)"
+  cat >"$CONFIG" <<'YAML'
+# Dockmaster starter config: see docs/configuration.md for every key.
+dockmaster:
+  name: dockmaster
+  data_dir: /config/.dockmaster
+  time_zone: !env_var TZ UTC
+http:
+  host: 0.0.0.0
+  port: 8099
+# No user yet: sign in once with the bootstrap token printed in the log, then add a user:
+#   docker exec -it dockmaster dockmaster hash-password
+# auth:
+#   users:
+#     - username: admin
+#       password_hash: !secret admin_password_hash
+YAML
+fi
+
+if ! dockmaster check-config -c "$CONFIG"; then
+  # Broken addons are disabled and shown in the UI; `run` itself refuses a broken core config.
+  echo "entrypoint: the configuration has problems (listed above); starting anyway" >&2
+fi
+exec dockmaster run -c "$CONFIG" "$@"
