@@ -17,6 +17,19 @@ from .events import RunFinished, RunLog, RunStarted
 from .store import Store
 
 _TRUNCATED = "[... earlier lines dropped: log over its size cap ...]"
+_MAX_LINE = 16 * 1024
+
+
+def _line_size(line: str) -> int:
+    """Bytes a line takes in the stored log, its newline included."""
+    return len(line.encode("utf-8", "replace")) + 1
+
+
+def _clip(line: str) -> str:
+    """Cut a single huge line (a binary dump, a minified file) so one line cannot fill the log."""
+    if len(line) <= _MAX_LINE:
+        return line
+    return line[:_MAX_LINE] + f" [... {len(line) - _MAX_LINE} characters cut]"
 
 
 class Redactor:
@@ -58,6 +71,7 @@ class Run:
     details: dict[str, Any] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     size: int = 0
+    appended: int = 0  # lines ever logged, dropped ones included: followers count against this
     manager: RunManager | None = field(default=None, repr=False)
     secrets: Redactor = field(default_factory=Redactor, repr=False)
 
@@ -68,15 +82,27 @@ class Run:
         redacted = self.manager.redactor(self.secrets(message))
         new = redacted.splitlines() or [""]
         stamp = time.strftime("%H:%M:%S")
-        new = [f"{stamp} {line}" for line in new]
+        new = [_clip(f"{stamp} {line}") for line in new]
         self.lines.extend(new)
-        self.size += sum(len(line) + 1 for line in new)
-        while self.size > RUN_LOG_CAP and len(self.lines) > 1:
-            dropped = self.lines.pop(1 if self.lines[0] == _TRUNCATED else 0)
-            self.size -= len(dropped) + 1
-            if self.lines[0] != _TRUNCATED:
-                self.lines.insert(0, _TRUNCATED)
+        self.appended += len(new)
+        self.size += sum(_line_size(line) for line in new)
+        if self.size > RUN_LOG_CAP:
+            self._trim()
         self.manager.log_appended(self, new)
+
+    def _trim(self) -> None:
+        """Drop the oldest lines to a little under the cap (so this runs rarely) behind one marker."""
+        if self.lines and self.lines[0] == _TRUNCATED:
+            self.lines.pop(0)
+            self.size -= _line_size(_TRUNCATED)
+        target = RUN_LOG_CAP - RUN_LOG_CAP // 16 - _line_size(_TRUNCATED)
+        drop = 0
+        while self.size > target and drop < len(self.lines) - 1:
+            self.size -= _line_size(self.lines[drop])
+            drop += 1
+        del self.lines[:drop]
+        self.lines.insert(0, _TRUNCATED)
+        self.size += _line_size(_TRUNCATED)
 
     @property
     def text(self) -> str:

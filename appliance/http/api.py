@@ -86,16 +86,23 @@ async def run_log(request: web.Request) -> web.StreamResponse:
         return web.Response(text=run["log"] + ("\n" if run["log"] else ""), content_type="text/plain")
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"})
     await response.prepare(request)
+    # Count against every line ever logged, so lines dropped by the size cap do not shift the position.
+    live = app.runs.active.get(run_id)
     sent = 0
-    while True:
-        live = app.runs.active.get(run_id)
-        lines = live.lines if live else (await app.runs.get(run_id) or {}).get("log", "").splitlines()
-        if len(lines) > sent:
-            await response.write(("\n".join(lines[sent:]) + "\n").encode())
-            sent = len(lines)
-        if live is None:
+    while live is not None:
+        unsent = min(live.appended - sent, len(live.lines))
+        if unsent > 0:
+            await response.write(("\n".join(live.lines[-unsent:]) + "\n").encode())
+        sent = live.appended
+        if live.status not in ("queued", "running"):
             break
         await app.runs.wait_log(run_id, 15)
+        live = app.runs.active.get(run_id)
+    if live is None:  # finished while we waited: the lines logged at the very end come from the store
+        final = await app.runs.get(run_id) or {}
+        lines = (final.get("log") or "").splitlines()
+        if len(lines) > sent:
+            await response.write(("\n".join(lines[sent:]) + "\n").encode())
     await response.write_eof()
     return response
 

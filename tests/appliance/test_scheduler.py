@@ -22,7 +22,7 @@ class Recorder:
         self.release = asyncio.Event()
         self.hold = hold
 
-    def factory(self, label: int):  # noqa: ANN201
+    def factory(self, label: int):
         async def _job() -> int:
             self.concurrent += 1
             self.max_concurrent = max(self.max_concurrent, self.concurrent)

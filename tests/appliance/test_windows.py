@@ -81,7 +81,7 @@ def test_fall_back_night_duration_is_elapsed_time_and_opens_once() -> None:
 
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="time-zone aware"):
-        _window(*NIGHTLY_BERLIN).is_open(datetime(2024, 1, 1, 2, 0))  # noqa: DTZ001
+        _window(*NIGHTLY_BERLIN).is_open(datetime(2024, 1, 1, 2, 0))
 
 
 def test_describe() -> None:
