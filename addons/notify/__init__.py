@@ -1,0 +1,32 @@
+"""Notifications through Apprise: routed by event, severity and scope, folded, never blocking work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from appliance.core import Appliance
+
+from . import api, views
+from .const import DOMAIN
+from .engine import NotifyEngine
+from .history import MIGRATIONS
+from .schema import CONFIG_SCHEMA
+
+__all__ = ["CONFIG_SCHEMA", "DOMAIN", "async_setup"]
+
+
+async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
+    """Load the targets, listen to the bus, and add the API routes and the Notifications page."""
+    await app.store.async_migrate(DOMAIN, MIGRATIONS)
+    engine = NotifyEngine(app, conf)
+    await engine.async_setup()
+    app.data[DOMAIN] = engine
+    app.services["notify.test"] = engine.async_test
+    app.on_start(engine.async_start)
+    app.on_stop(engine.async_stop)
+    api.register(app.api)
+    views.register(app.api)
+    app.ui.add_nav("Notifications", "/notify", order=80)
+    app.ui.add_templates(Path(__file__).parent / "templates")
+    return True

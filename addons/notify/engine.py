@@ -1,0 +1,244 @@
+"""The notifier: a bus listener that only enqueues, and one sender task per target with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import apprise
+from apprise import AppriseResultStatus, NotifyFormat
+from prometheus_client import Counter
+
+from appliance.bus import MATCH_ALL
+from appliance.config import ConfigIssue
+from appliance.events import Event
+from appliance.windows import MaintenanceWindow
+
+from .history import Delivery, DeliveryLog
+from .messages import UNNOTIFIABLE, Message, compose, make_test_message
+from .redact import install_log_redaction, redact_url, secret_pieces
+from .targets import Service, Target
+
+if TYPE_CHECKING:
+    from appliance.core import Appliance
+
+_LOGGER = logging.getLogger(__name__)
+_MAX_BACKOFF = 300.0
+_DRAIN_AT_STOP = 2.0
+
+
+class NotifyEngine:
+    """Routes bus events to targets; a slow or dead target only ever delays its own queue."""
+
+    def __init__(self, app: Appliance, conf: list[dict[str, Any]]) -> None:
+        """Prepare targets from the validated `notify:` list; nothing is sent before `async_start`."""
+        self.app = app
+        self.conf = conf
+        self.log = DeliveryLog(app.store)
+        self.targets: dict[str, Target] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._uninstall_redaction: Callable[[], None] | None = None
+        self._asset = apprise.AppriseAsset(app_id="Dockmaster", app_desc=app.name, app_url=app.link("/"))
+        self._deliveries = Counter(
+            "dockmaster_notifications", "Notification deliveries by target and outcome", ["target", "outcome"],
+            registry=app.metrics.registry,
+        )
+
+    # --- setup --------------------------------------------------------------------------
+
+    async def async_setup(self) -> None:
+        """Register every URL with the redactor, load the Apprise services, listen to the bus."""
+        for target_conf in self.conf:
+            for url in target_conf["urls"]:
+                self.app.redactor.add(*secret_pieces(url))
+        # Apprise logs an unparseable URL in full, so redaction is in place before it reads any.
+        self._uninstall_redaction = install_log_redaction(self.app.redactor)
+        # Loading Apprise's plugins reads many modules from disk: keep it off the event loop.
+        loaded = await self.app.async_run_blocking(self._load_all_services)
+        for index, (target_conf, services) in enumerate(zip(self.conf, loaded, strict=True)):
+            name = target_conf["name"]
+            target = Target(name=name, conf=target_conf, services=services, send=self._enqueue,
+                            host_tags=self._host_tags, quiet=self._quiet_window(target_conf))
+            bad = [s for s in services if s.notifier is None]
+            if bad:
+                target.error = "; ".join(f"URL {s.index + 1} ({s.redacted}): {s.error}" for s in bad)
+                target.error += ". This target is disabled until the URL is fixed."
+                _LOGGER.error("Notification target %s is disabled: %s", name, target.error)
+                self.app.checked.issues.append(ConfigIssue(f"notify[{index}].urls", target.error))
+                # A half-working target would hide the problem; disable it as a whole.
+                for service in services:
+                    service.notifier = None
+            self.targets[name] = target
+        self._unsubscribe = self.app.bus.async_listen(MATCH_ALL, self.async_handle_event)
+
+    def _load_all_services(self) -> list[list[Service]]:
+        """Parse every URL with Apprise itself (blocking: runs in an executor)."""
+        return [
+            [self._load_service(i, url, conf["timeout"].total_seconds()) for i, url in enumerate(conf["urls"])]
+            for conf in self.conf
+        ]
+
+    def _load_service(self, index: int, url: str, timeout: float) -> Service:
+        redacted = redact_url(url)
+        plugin = apprise.Apprise.instantiate(url, asset=self._asset)
+        if plugin is None:
+            scheme = redacted.split("://", 1)[0]
+            return Service(index, redacted, None,
+                           f"Apprise cannot read this {scheme}:// URL (check its format and token)")
+        # The socket limits bound the worker thread Apprise leaves behind when we stop waiting.
+        plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, timeout)
+        plugin.socket_read_timeout = timeout
+        notifier = apprise.Apprise(asset=self._asset)
+        notifier.add(plugin)
+        return Service(index, redacted, notifier)
+
+    def _quiet_window(self, conf: dict[str, Any]) -> MaintenanceWindow | None:
+        quiet = conf.get("quiet_hours")
+        if not quiet:
+            return None
+        return MaintenanceWindow(f"notify:{conf['name']}:quiet", quiet["cron"], quiet["duration"], self.app.time_zone)
+
+    def _host_tags(self, host: str) -> list[str]:
+        for item in self.app.conf.get("hosts") or []:
+            if isinstance(item, dict) and item.get("name") == host:
+                return [str(tag) for tag in item.get("tags") or []]
+        return []
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def async_start(self) -> None:
+        """Start one sender task per usable target."""
+        for target in self.targets.values():
+            if target.enabled:
+                self._workers.append(asyncio.create_task(self._async_worker(target), name=f"notify:{target.name}"))
+
+    async def async_stop(self) -> None:
+        """Stop listening, give queued messages a moment to go out, then stop the senders."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for target in self.targets.values():
+            target.close()
+        queues = [t.queue.join() for t in self.targets.values() if t.enabled and t.queue.qsize()]
+        if queues and self._workers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*queues), _DRAIN_AT_STOP)
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+        if self._uninstall_redaction is not None:
+            self._uninstall_redaction()
+            self._uninstall_redaction = None
+
+    # --- routing (runs inside `bus.async_fire`: must stay cheap and never wait) ----------
+
+    def async_handle_event(self, event: Event) -> None:
+        """Build the message once and offer it to each target whose filters accept the event."""
+        if event.type in UNNOTIFIABLE:
+            return
+        composed = None
+        for target in self.targets.values():
+            if not target.enabled or not target.accepts(event):
+                continue
+            if composed is None:
+                composed = compose(event, link=self.app.link, redact=self.app.redactor)
+            target.offer(composed)
+
+    def _enqueue(self, target: Target, message: Message) -> None:
+        try:
+            target.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            _LOGGER.warning("Notification target %s is backed up; dropped: %s", target.name, message.title)
+            self._record(Delivery(target.name, message.event, message.key, message.title, message.severity,
+                                  "dropped", 0, "the target's queue is full (it is failing or too slow)"))
+
+    # --- sending ------------------------------------------------------------------------
+
+    async def _async_worker(self, target: Target) -> None:
+        while True:
+            message = await target.queue.get()
+            try:
+                self._record(await self.async_deliver(target, message, retries=target.conf["retries"]))
+            except Exception:
+                _LOGGER.exception("Notification to %s failed unexpectedly", target.name)
+            finally:
+                target.queue.task_done()
+
+    async def async_deliver(self, target: Target, message: Message, *, retries: int) -> Delivery:
+        """Send a message to every URL of a target, retrying failed URLs with exponential backoff."""
+        started = time.monotonic()
+        timeout = target.conf["timeout"].total_seconds()
+        backoff = target.conf["backoff"].total_seconds()
+        pending = [s for s in target.services if s.notifier is not None]
+        total = len(pending)
+        errors: dict[int, str] = {}
+        attempts = 0
+        while pending:
+            attempts += 1
+            results = await asyncio.gather(*(self._async_send_once(s, message, timeout) for s in pending))
+            errors = {s.index: err for s, err in zip(pending, results, strict=True) if err}
+            pending = [s for s in pending if s.index in errors]
+            if not pending or attempts > retries:
+                break
+            delay = min(backoff * 2 ** (attempts - 1), _MAX_BACKOFF)
+            _LOGGER.info("Notification to %s failed (attempt %d), retrying in %.1fs", target.name, attempts, delay)
+            await asyncio.sleep(delay)
+        failed = len(pending)
+        outcome = "sent" if failed == 0 else "failed" if failed == total else "partial"
+        error = None
+        if failed:
+            by_index = {s.index: s for s in target.services}
+            error = self.app.redactor("; ".join(f"{by_index[i].redacted}: {e}" for i, e in sorted(errors.items())))
+            _LOGGER.warning("Notification to %s %s after %d attempt(s): %s", target.name, outcome, attempts, error)
+        return Delivery(target.name, message.event, message.key, message.title, message.severity, outcome,
+                        attempts, error, round(time.monotonic() - started, 3))
+
+    async def _async_send_once(self, service: Service, message: Message, timeout: float) -> str | None:  # noqa: ASYNC109 - the per-send limit is configuration
+        """One attempt to one URL; returns None on success or the reason it failed."""
+        assert service.notifier is not None
+        try:
+            result = await asyncio.wait_for(
+                service.notifier.async_notify(
+                    body=message.body, title=message.title, notify_type=message.notify_type,
+                    body_format=NotifyFormat.MARKDOWN, timeout=timeout,
+                ),
+                timeout,
+            )
+        except TimeoutError:
+            return f"no answer within {timeout:g}s"
+        except Exception as err:  # a plugin bug must not stop the sender
+            return f"{type(err).__name__}: {err}"
+        if result:
+            return None
+        if result.status == AppriseResultStatus.TIMEOUT:
+            return f"no answer within {timeout:g}s"
+        reasons = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")]
+        return reasons[-1] if reasons else "the service did not accept the message"
+
+    def _record(self, delivery: Delivery) -> None:
+        self.log.record(delivery)
+        self._deliveries.labels(delivery.target, delivery.outcome).inc()
+
+    # --- test notifications ---------------------------------------------------------------
+
+    async def async_test(self, name: str | None, actor: str) -> list[dict[str, Any]]:
+        """Send a test message now to one target (or all), one attempt each; returns the outcomes."""
+        targets = [self.targets[name]] if name else list(self.targets.values())
+
+        async def _one(target: Target) -> Delivery:
+            message = make_test_message(self.app.name, target.name, actor)
+            if not target.enabled:
+                return Delivery(target.name, message.event, message.key, message.title, message.severity,
+                                "failed", 0, target.error or "target is disabled")
+            return await self.async_deliver(target, message, retries=0)
+
+        deliveries = await asyncio.gather(*(_one(t) for t in targets))
+        for delivery in deliveries:
+            self._record(delivery)
+        return [d.as_dict() for d in deliveries]
