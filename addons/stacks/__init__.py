@@ -1,0 +1,42 @@
+"""GitOps stacks: git folders become running Compose projects, touched only when their content changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from appliance.core import Appliance
+from appliance.errors import ConfigError
+from appliance.events import RepoSynced
+
+from . import api, views
+from .drift import DriftWatcher
+from .engine import StackEngine
+from .schema import CONFIG_SCHEMA
+from .service import StackService
+
+DOMAIN = "stacks"
+
+__all__ = ["CONFIG_SCHEMA", "DOMAIN", "async_setup"]
+
+
+async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
+    """Load state, check references, listen to repo syncs, schedule drift checks, offer services and routes."""
+    engine = StackEngine(app, conf)
+    problems = engine.check_references()
+    if problems:
+        raise ConfigError("; ".join(problems))
+    await engine.async_setup()
+    drift = DriftWatcher(engine)
+    service = StackService(engine, drift)
+    app.data[DOMAIN] = service
+    app.bus.async_listen(RepoSynced, engine.async_on_repo_synced)
+    app.scheduler.add_cron("stacks-drift", conf["settings"]["drift_check"], drift.async_job, jitter=10,
+                           timeout=300)
+    app.services["stacks.deploy"] = service.async_deploy
+    app.services["stacks.rollback"] = service.async_rollback
+    api.register(app.api)
+    views.register(app.api)
+    app.ui.add_nav("Stacks", "/stacks", 20)
+    app.ui.add_templates(Path(__file__).parent / "templates")
+    return True

@@ -1,0 +1,356 @@
+"""The stack engine: which stacks a new revision touches, and single-flight deploy/rollback/dry-run queues."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import secrets as token
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from appliance.errors import Conflict, NotFound
+from appliance.events import RepoSynced
+from appliance.runs import Run
+
+from . import secrets
+from .compose import ComposeRunner
+from .deployer import DeployAborted, Deployer
+from .models import DeployRequest, StackSpec, slug_from_folder
+from .state import StateStore
+
+if TYPE_CHECKING:
+    from appliance.core import Appliance
+
+_LOGGER = logging.getLogger(__name__)
+MAX_LISTED_PATHS = 3
+
+
+class StackEngine:
+    """Owns the stack specs and state, decides what to deploy and runs it one flight per stack."""
+
+    def __init__(self, app: Appliance, conf: dict[str, Any]) -> None:
+        """Build from the validated `stacks:` block; nothing runs until `async_setup`."""
+        self.app = app
+        self.conf = conf
+        self.settings: dict[str, Any] = conf["settings"]
+        self.explicit = {c["name"]: StackSpec.from_conf(c) for c in conf["stacks"]}
+        self.discovered: dict[str, dict[str, StackSpec]] = {}
+        self.states = StateStore(app.store)
+        self.compose = ComposeRunner()
+        self.deployer: Deployer | None = None
+        self._pending: dict[str, DeployRequest] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._parallel = asyncio.Semaphore(self.settings["max_parallel"])
+        self.discover_errors: list[str] = []
+
+    # --- setup --------------------------------------------------------------------------
+
+    def check_references(self) -> list[str]:
+        """Problems with repo and window names the config refers to."""
+        repos = self.app.data["repos"]
+        problems = []
+        entries = [(f"stack {s.name}", s.repo, s.window) for s in self.explicit.values()]
+        entries += [(f"discover {d['path']}", d["repo"], d.get("window")) for d in self.conf["discover"]]
+        for what, repo, window in entries:
+            if repo not in repos.repos:
+                problems.append(f"{what}: no repo named '{repo}' (known: {', '.join(sorted(repos.repos)) or 'none'})")
+            if window and self.app.window(window) is None:
+                problems.append(f"{what}: no maintenance window named '{window}'")
+        return problems
+
+    async def async_setup(self) -> None:
+        """Load state, remove tmpfs leftovers of a crash, and prepare the deployer."""
+        await self.states.async_load()
+        removed = await self.app.async_run_blocking(secrets.remove_leftovers)
+        if removed:
+            _LOGGER.warning("Removed %d decrypted-secrets folder(s) left on tmpfs by an earlier crash", removed)
+        key = await self.app.async_run_blocking(_digest_key, self.app.data_dir / "stacks")
+        self.deployer = Deployer(self.app, self.states, self.compose, self.settings, key)
+        for repo_name in {d["repo"] for d in self.conf["discover"]}:
+            repo = self.app.data["repos"].get(repo_name)
+            if repo.head:
+                await self.async_discover(repo_name, repo.head)
+
+    # --- specs --------------------------------------------------------------------------
+
+    def specs(self) -> dict[str, StackSpec]:
+        """Every stack: discovered ones first, explicit ones override a discovered name."""
+        merged: dict[str, StackSpec] = {}
+        for found in self.discovered.values():
+            merged.update(found)
+        merged.update(self.explicit)
+        return dict(sorted(merged.items()))
+
+    def spec(self, name: str) -> StackSpec:
+        """One stack's spec; raises NotFound."""
+        found = self.specs().get(name)
+        if found is None:
+            raise NotFound(f"no stack named '{name}'")
+        return found
+
+    async def async_discover(self, repo_name: str, revision: str) -> None:
+        """Re-read every `discover` glob of a repo at a revision."""
+        repo = self.app.data["repos"].get(repo_name)
+        found: dict[str, StackSpec] = {}
+        errors = []
+        for entry in self.conf["discover"]:
+            if entry["repo"] != repo_name:
+                continue
+            for folder in await repo.async_list_dirs(revision, entry["path"]):
+                name = slug_from_folder(folder)
+                if name is None or name in entry["exclude"] or any(
+                        fnmatch.fnmatch(folder.rsplit("/", 1)[-1], pat) for pat in entry["exclude"]):
+                    continue
+                if name in found and found[name].path != folder:
+                    errors.append(f"discover {entry['path']}: folders {found[name].path} and {folder} "
+                                  f"both make the stack name '{name}'")
+                    continue
+                found[name] = StackSpec.from_conf(entry, name=name, path=folder, discovered=True)
+        self.discovered[repo_name] = found
+        self.discover_errors = errors
+        for error in errors:
+            _LOGGER.error("Stacks: %s", error)
+
+    def auto_deploy(self, name: str) -> bool:
+        """The stack's auto_deploy: the persisted UI toggle when set, else the config value."""
+        state = self.states.get(name)
+        return state.auto_deploy if state.auto_deploy is not None else self.spec(name).auto_deploy
+
+    # --- change scope -------------------------------------------------------------------
+
+    async def async_on_repo_synced(self, event: RepoSynced) -> None:
+        """Decide, per stack of the synced repo, whether the new revision needs a deploy."""
+        try:
+            await self.async_evaluate(event.repo, event.revision, trigger="poll")
+        except Exception:
+            _LOGGER.exception("Stacks: cannot evaluate %s at %s", event.repo, event.revision)
+
+    async def async_evaluate(self, repo_name: str, revision: str, *, trigger: str) -> list[int]:
+        """Queue a deploy for every stack of the repo whose content or inputs changed; returns run ids."""
+        if self.conf["discover"]:
+            await self.async_discover(repo_name, revision)
+        repo = self.app.data["repos"].get(repo_name)
+        diffs: dict[str, list[str]] = {}
+
+        async def changed(old: str) -> list[str]:
+            if old not in diffs:
+                diffs[old] = await repo.async_changed_paths(old, revision)
+            return diffs[old]
+
+        run_ids = []
+        for spec in [s for s in self.specs().values() if s.repo == repo_name]:
+            reason = await self._async_reason(spec, revision, changed)
+            if reason is None:
+                continue
+            run = await self.async_request("deploy", spec.name, revision=revision, trigger=trigger, reason=reason)
+            run_ids.append(run.id)
+        return run_ids
+
+    async def _async_reason(self, spec: StackSpec, revision: str, changed: Any) -> str | None:
+        """Why this stack must deploy at `revision`, in words, or None when it is untouched."""
+        if not self.auto_deploy(spec.name):
+            return None
+        state = self.states.get(spec.name)
+        short = revision[:7]
+        if revision in state.bad:
+            return None
+        if state.deployed_revision is None:
+            return f"first deploy of {spec.name} at commit {short}"
+        ours = [p for p in (await changed(state.deployed_revision) if state.deployed_revision != revision else [])
+                if spec.owns(p)]
+        inputs_changed = state.inputs_hash is not None and state.inputs_hash != spec.inputs_hash
+        if ours or inputs_changed:
+            # The newest bad revision with the same stack content is not retried by an unrelated commit.
+            for bad_rev, info in state.bad.items():
+                same_inputs = info.get("inputs_hash") == spec.inputs_hash
+                if same_inputs and not [p for p in await changed(bad_rev) if spec.owns(p)]:
+                    _LOGGER.info("Stack %s: %s has the content of bad revision %s; not retried",
+                                 spec.name, short, bad_rev[:7])
+                    return None
+        if ours:
+            listed = ", ".join(ours[:MAX_LISTED_PATHS])
+            more = f" (+{len(ours) - MAX_LISTED_PATHS} more)" if len(ours) > MAX_LISTED_PATHS else ""
+            return f"commit {short} changed {listed}{more}"
+        if inputs_changed:
+            return "values changed"
+        return None
+
+    # --- queueing -----------------------------------------------------------------------
+
+    async def async_request(self, kind: str, name: str, *, revision: str | None, trigger: str, reason: str,
+                            actor: str | None = None, force: bool = False) -> Run:
+        """Queue work for a stack; a deploy arriving while one is queued joins the queued one."""
+        self.spec(name)
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if kind == "dry_run":
+                run = await self.app.runs.create("deploy", name, trigger=trigger, reason=reason, actor=actor,
+                                                 details={"dry_run": True, "revision": revision})
+                request = DeployRequest("dry_run", name, run, trigger, actor, revision, force=True)
+                self.app.scheduler.submit(f"stack-dry-run:{name}:{run.id}", lambda: self._async_execute(request))
+                return run
+            pending = self._pending.get(name)
+            if pending is not None and pending.run.status == "queued":
+                if kind == "deploy" and pending.kind == "deploy":
+                    self._fold(pending, revision=revision, trigger=trigger, reason=reason, actor=actor, force=force)
+                    return pending.run
+                # Another kind replaces the queued work; the replaced run says so.
+                del self._pending[name]
+                pending.run.log(f"superseded by a {kind} requested by {actor or trigger}")
+                await self.app.runs.finish(pending.run, "cancelled", error=f"superseded by a {kind}")
+            run = await self.app.runs.create("rollback" if kind == "rollback" else "deploy", name, trigger=trigger,
+                                             reason=reason, actor=actor, details={"revision": revision})
+            request = DeployRequest(kind, name, run, trigger, actor, revision, force=force)
+            key = f"stack:{name}"
+            if self.app.scheduler.busy(key):
+                # The scheduler keeps one trailing job; it runs whatever is queued when its turn comes.
+                self._pending[name] = request
+                self.app.scheduler.submit(key, lambda: self._async_execute_next(name))
+            else:
+                self.app.scheduler.submit(key, lambda: self._async_execute(request))
+            return run
+
+    def _fold(self, pending: DeployRequest, *, revision: str | None, trigger: str, reason: str,
+              actor: str | None, force: bool) -> None:
+        # The trailing deploy runs at the newest revision; a person's request outranks an automatic one.
+        pending.revision = revision
+        if force or not pending.force:
+            pending.trigger, pending.actor, pending.force = trigger, actor, force or pending.force
+        pending.run.trigger = pending.trigger
+        pending.run.actor = pending.actor
+        self.app.runs.update(pending.run, reason=reason, details={"revision": revision})
+
+    async def _async_execute_next(self, name: str) -> None:
+        # The trailing factory runs whatever is queued now (it may have been folded or replaced).
+        request = self._pending.pop(name, None)
+        if request is not None and request.run.status == "queued":
+            await self._async_execute(request)
+
+    async def _async_execute(self, req: DeployRequest) -> None:
+        """Run one request under its run, then roll back when a deploy changed containers and failed."""
+        assert self.deployer is not None
+        spec = self.spec(req.stack)
+        run = req.run
+        window = self.app.window(spec.window) if req.kind != "dry_run" else None
+        if window is not None and not window.is_open():
+            self.app.runs.update(run, reason=f"{run.reason} (waiting for window {spec.window}: {window.describe()})")
+            await window.async_wait_open()
+        aborted: DeployAborted | None = None
+        try:
+            async with (
+                self.app.runs.track(run.kind, req.stack, trigger=req.trigger, reason=run.reason, run=run),
+                self._parallel,
+            ):
+                commit = await self.deployer.async_commit(spec, req.revision)
+                self.app.runs.update(run, details={"revision": commit["sha"], "commit": commit["short"]})
+                if req.kind == "dry_run":
+                    await self.deployer.async_dry_run(req, spec, commit)
+                elif req.kind == "rollback":
+                    await self._async_manual_rollback(req, spec, commit)
+                else:
+                    await self._async_deploy(req, spec, commit)
+        except DeployAborted as err:
+            aborted = err
+        except Exception:
+            _LOGGER.debug("Stack %s: %s run %s failed", req.stack, req.kind, run.id, exc_info=True)
+        if req.kind != "dry_run":
+            self.states.get(req.stack).last_run_id = run.id
+        if aborted is not None and aborted.touched:
+            await self._async_auto_rollback(spec, run, aborted)
+
+    async def _async_deploy(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
+        assert self.deployer is not None
+        state = self.states.get(spec.name)
+        if req.automatic and commit["sha"] in state.bad:
+            info = state.bad[commit["sha"]]
+            req.run.log(f"{commit['short']} failed before (run #{info.get('run_id')}: {info.get('error')}); "
+                        "it is not retried automatically — deploy it by hand or push a fix")
+            await self.app.runs.finish(req.run, "skipped")
+            return
+        outcome = await self.deployer.async_deploy(req, spec, commit)
+        if outcome == "skipped":
+            self.app.runs.update(req.run, reason=f"{req.run.reason}; rendered output unchanged, nothing to do")
+            await self.app.runs.finish(req.run, "skipped")
+
+    async def _async_auto_rollback(self, spec: StackSpec, failed: Run, err: DeployAborted) -> None:
+        assert self.deployer is not None
+        state = self.states.get(spec.name)
+        target = await self._good_snapshot(spec.name, exclude=err.revision)
+        if not spec.rollback or target is None:
+            failed.log("no rollback: " + ("rollback is off for this stack" if not spec.rollback
+                                          else "there is no earlier good revision"))
+            return
+        reason = (f"deploy of {(err.revision or '?')[:7]} failed ({err.message}); "
+                  f"restoring last good revision {target['revision'][:7]}")
+        run = await self.app.runs.create("rollback", spec.name, trigger=failed.trigger, reason=reason,
+                                         actor=failed.actor, details={"failed_run": failed.id})
+        with _suppress_logged(spec.name):
+            async with self.app.runs.track("rollback", spec.name, trigger=failed.trigger, reason=reason, run=run):
+                await self.deployer.async_restore(run, spec, target, bad_revision=err.revision)
+        state.last_run_id = run.id
+
+    async def _async_manual_rollback(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
+        assert self.deployer is not None
+        state = self.states.get(spec.name)
+        current = state.deployed_revision
+        target = await self._good_snapshot(spec.name, revision=commit["sha"] if req.revision else None,
+                                           exclude=None if req.revision else current)
+        if current and current != (target or {}).get("revision", commit["sha"]):
+            await self.states.async_mark_bad(state, current, inputs_hash=spec.inputs_hash, run_id=req.run.id,
+                                             error=f"rolled back by {req.actor or req.trigger}")
+            req.run.log(f"{current[:7]} is marked bad: it is not redeployed automatically")
+        if target is not None:
+            await self.deployer.async_restore(req.run, spec, target, bad_revision=current)
+            return
+        if not req.revision:
+            raise Conflict(f"{spec.name} has no earlier good revision to roll back to")
+        # No kept snapshot of that revision: render it again from git.
+        req.run.log(f"no snapshot of {commit['short']} is kept; rendering it from the repo")
+        await self.deployer.async_deploy(req, spec, commit)
+
+    async def _good_snapshot(self, name: str, *, revision: str | None = None,
+                             exclude: str | None = None) -> dict[str, Any] | None:
+        for row in await self.states.async_good_snapshots(name):
+            if revision and row["revision"] != revision:
+                continue
+            if exclude and row["revision"] == exclude:
+                continue
+            if await self.app.async_run_blocking(Path(row["snapshot"]).is_dir):
+                return row
+        return None
+
+    async def async_set_auto_deploy(self, name: str, value: bool) -> None:
+        """Persist the UI toggle."""
+        self.spec(name)
+        state = self.states.get(name)
+        state.auto_deploy = value
+        await self.states.async_save(state)
+
+
+class _suppress_logged:
+    """Swallow an exception already recorded in a run (a failed rollback must not break the caller)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None and not issubclass(exc_type, asyncio.CancelledError):
+            _LOGGER.warning("Stack %s: rollback failed: %s", self.name, exc)
+            return True
+        return False
+
+
+def _digest_key(base: Path) -> bytes:
+    """A random per-install key for digests of secrets (blocks on file I/O)."""
+    path = base / ".digest-key"
+    base.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return path.read_bytes()
+    key = token.token_bytes(32)
+    path.touch(mode=0o600)
+    path.write_bytes(key)
+    return key

@@ -1,0 +1,78 @@
+"""Stack specs built from config (explicit or discovered) and the deploy requests queued for them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.runs import Run
+
+from .render import inputs_hash
+
+AUTO_TRIGGERS = frozenset({"poll", "webhook", "schedule", "startup"})
+
+
+@dataclass
+class StackSpec:
+    """One stack as configured: where its folder lives and how it is deployed."""
+
+    name: str
+    repo: str
+    path: str
+    auto_deploy: bool = True
+    values: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    sops: list[str] = field(default_factory=list)
+    health_timeout: float = 120.0
+    rollback: bool = True
+    window: str | None = None
+    pull: str = "missing"
+    discovered: bool = False
+
+    @classmethod
+    def from_conf(cls, conf: dict[str, Any], *, name: str | None = None, path: str | None = None,
+                  discovered: bool = False) -> StackSpec:
+        """Build a spec from a validated stack (or discover) block."""
+        return cls(
+            name=name or conf["name"], repo=conf["repo"], path=path or conf["path"],
+            auto_deploy=conf["auto_deploy"], values=dict(conf["values"]), env=dict(conf["env"]),
+            sops=list(conf["sops"]), health_timeout=conf["health_timeout"].total_seconds(),
+            rollback=conf["rollback"], window=conf.get("window"), pull=conf["pull"], discovered=discovered,
+        )
+
+    @property
+    def inputs_hash(self) -> str:
+        """A hash of the config inputs that shape the rendered output."""
+        return inputs_hash(self.values, self.env, self.pull, self.sops)
+
+    def owns(self, relpath: str) -> bool:
+        """True when a repo-relative path lies inside this stack's folder."""
+        if self.path == ".":
+            return True
+        return relpath == self.path or relpath.startswith(self.path + "/")
+
+
+def slug_from_folder(folder: str) -> str | None:
+    """A stack name from a folder name (lowercased; other characters become `-`), or None if empty."""
+    text = re.sub(r"[^a-z0-9_-]+", "-", folder.rsplit("/", 1)[-1].lower()).strip("-_")[:63]
+    return text or None
+
+
+@dataclass
+class DeployRequest:
+    """A queued or running piece of work for one stack: deploy, rollback or dry-run."""
+
+    kind: str  # deploy | rollback | dry_run
+    stack: str
+    run: Run
+    trigger: str
+    actor: str | None
+    revision: str | None = None
+    force: bool = False
+    mark_bad: str | None = None  # rollback: the revision rolled back from
+
+    @property
+    def automatic(self) -> bool:
+        """True for triggers no person asked for (these respect bad marks and skip identical output)."""
+        return self.trigger in AUTO_TRIGGERS and not self.force

@@ -1,0 +1,123 @@
+"""What the API, UI and one-shot CLI call: summaries of stacks and the deploy/rollback services."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .health import list_project
+
+if TYPE_CHECKING:
+    from .drift import DriftWatcher
+    from .engine import StackEngine
+
+
+class StackService:
+    """Wraps the engine for callers: `stacks.deploy`, `stacks.rollback` and read models."""
+
+    def __init__(self, engine: StackEngine, drift: DriftWatcher) -> None:
+        """Bind the engine and the drift watcher."""
+        self.engine = engine
+        self.drift = drift
+        self.app = engine.app
+
+    async def async_deploy(self, *, name: str, dry_run: bool = False, revision: str | None = None,
+                           actor: str | None = None, wait: bool = False, trigger: str = "manual") -> int:
+        """Queue a deploy (or dry-run) of one stack; returns its run id (after it finished when `wait`)."""
+        who = actor or trigger
+        rev = f" of {revision[:12]}" if revision else ""
+        if dry_run:
+            reason = f"dry-run{rev} by {who}"
+        else:
+            reason = f"manual deploy{rev} by {who}" if trigger == "manual" else f"deploy{rev} requested by {who}"
+        run = await self.engine.async_request("dry_run" if dry_run else "deploy", name, revision=revision,
+                                              trigger=trigger, reason=reason, actor=actor, force=True)
+        if wait:
+            await self.async_wait(name, run.id)
+        return run.id
+
+    async def async_rollback(self, *, name: str, revision: str | None = None, actor: str | None = None,
+                             wait: bool = False, trigger: str = "manual") -> int:
+        """Queue a rollback to the last good (or the given) revision; returns its run id."""
+        target = revision[:12] if revision else "the previous good revision"
+        run = await self.engine.async_request("rollback", name, revision=revision, trigger=trigger,
+                                              reason=f"rollback to {target} by {actor or trigger}", actor=actor,
+                                              force=True)
+        if wait:
+            await self.async_wait(name, run.id)
+        return run.id
+
+    async def async_wait(self, name: str, run_id: int) -> None:
+        """Wait until a run and any rollback it caused are finished."""
+        while run_id in self.app.runs.active:
+            await self.app.runs.wait_log(run_id, 1.0)
+        while True:
+            rollback = next((r for r in self.app.runs.active.values() if r.target == name and r.kind == "rollback"),
+                            None)
+            if rollback is None:
+                return
+            await self.app.runs.wait_log(rollback.id, 1.0)
+
+    # --- read models --------------------------------------------------------------------
+
+    async def async_summary(self, name: str) -> dict[str, Any]:
+        """One stack as the list shows it."""
+        spec = self.engine.spec(name)
+        state = self.engine.states.get(name)
+        runs = await self.app.runs.list(target=name, limit=5)
+        last = next((r for r in runs if not r["details"].get("dry_run")), None)
+        message = await self._message(name, state.deployed_revision)
+        return {
+            "name": name, "repo": spec.repo, "path": spec.path, "discovered": spec.discovered,
+            "auto_deploy": self.engine.auto_deploy(name), "project": state.project or f"dm-{name}",
+            "deployed_revision": state.deployed_revision, "good_revision": state.good_revision,
+            "bad_revisions": sorted(state.bad), "commit_message": message, "health": state.health,
+            "drift": state.drift, "busy": self.app.scheduler.busy(f"stack:{name}"),
+            "window": spec.window, "last_run": _run_brief(last),
+        }
+
+    async def async_list(self) -> list[dict[str, Any]]:
+        """Every stack's summary."""
+        return [await self.async_summary(name) for name in self.engine.specs()]
+
+    async def async_detail(self, name: str) -> dict[str, Any]:
+        """One stack with revision history, bad revisions, containers and the last dry-run."""
+        summary = await self.async_summary(name)
+        state = self.engine.states.get(name)
+        spec = self.engine.spec(name)
+        history = await self.engine.states.async_history(name)
+        containers = []
+        if state.project:
+            views = await self.app.async_run_blocking(list_project, self.app.docker(), state.project)
+            containers = [{"name": v.name, "service": v.service, "state": v.state, "health": v.health}
+                          for v in views]
+        dry = await self.app.runs.get(state.last_dry_run_id) if state.last_dry_run_id else None
+        return {
+            **summary,
+            "health_timeout": spec.health_timeout, "rollback": spec.rollback, "pull": spec.pull,
+            "sops": spec.sops, "value_names": sorted(spec.values),
+            "bad": [{"revision": rev, **info} for rev, info in sorted(state.bad.items(),
+                                                                      key=lambda kv: -kv[1]["time"])],
+            "revisions": [{k: row[k] for k in ("id", "revision", "run_id", "kind", "outcome", "reason", "message",
+                                               "time")} for row in history],
+            "containers": containers,
+            "last_dry_run": None if dry is None else {
+                "id": dry["id"], "status": dry["status"], "revision": dry["details"].get("revision"),
+                "changed_files": dry["details"].get("changed_files", []), "diff": dry["details"].get("diff", ""),
+                "compose_config": dry["details"].get("compose_config", ""), "error": dry["error"],
+            },
+        }
+
+    async def _message(self, name: str, revision: str | None) -> str:
+        if not revision:
+            return ""
+        row = await self.app.store.fetchone(
+            "SELECT message FROM stack_history WHERE stack = ? AND revision = ? AND message != '' "
+            "ORDER BY id DESC LIMIT 1", (name, revision))
+        return row["message"] if row else ""
+
+
+def _run_brief(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {key: run[key] for key in ("id", "kind", "status", "reason", "trigger", "actor", "started", "finished",
+                                      "error")}

@@ -1,0 +1,90 @@
+"""UI pages of the stacks addon: the stacks list and one stack's page with its actions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import voluptuous as vol
+from aiohttp import web
+
+from appliance import cv
+from appliance.http.middlewares import actor, client_ip
+from appliance.http.ui import render
+from appliance.keys import APPLIANCE_KEY, BODY_KEY
+
+from .api import SERVICE_KEY
+
+if TYPE_CHECKING:
+    from appliance.http.routes import RouteTable
+
+    from .service import StackService
+
+_REVISION = vol.Any("", vol.All(cv.string, vol.Match(r"^[0-9a-fA-F]{4,40}$", msg="revision must be a commit sha")))
+DEPLOY_FORM = vol.Schema({vol.Optional("dry_run", default=False): cv.boolean,
+                          vol.Optional("revision", default=""): _REVISION})
+ROLLBACK_FORM = vol.Schema({vol.Optional("revision", default=""): _REVISION})
+TOGGLE_FORM = vol.Schema({vol.Required("auto_deploy"): cv.boolean})
+
+
+def _service(request: web.Request) -> StackService:
+    service: StackService = request.app[APPLIANCE_KEY].data[SERVICE_KEY]
+    return service
+
+
+async def stacks_page(request: web.Request) -> web.Response:
+    """Stacks list: status, deployed revision and commit message, health, drift, last run, toggle."""
+    return render(request, "stacks_list.html", {"stacks": await _service(request).async_list()})
+
+
+async def stack_page(request: web.Request) -> web.Response:
+    """One stack: actions, revision history with reasons, the last dry-run's diff, containers."""
+    stack = await _service(request).async_detail(request.match_info["name"])
+    return render(request, "stacks_stack.html", {"stack": stack})
+
+
+async def deploy_submit(request: web.Request) -> web.StreamResponse:
+    """Deploy or dry-run from the stack page; continues on the run page with its live log."""
+    service = _service(request)
+    name = request.match_info["name"]
+    body = request[BODY_KEY]
+    who = actor(request)
+    run_id = await service.async_deploy(name=name, dry_run=body["dry_run"], revision=body["revision"] or None,
+                                        actor=who)
+    service.app.store.audit(who, "stack.dry_run" if body["dry_run"] else "stack.deploy", name,
+                            source=client_ip(request), details={"run_id": run_id})
+    raise web.HTTPSeeOther(f"/runs/{run_id}")
+
+
+async def rollback_submit(request: web.Request) -> web.StreamResponse:
+    """Roll back from the stack page; continues on the run page."""
+    service = _service(request)
+    name = request.match_info["name"]
+    revision = request[BODY_KEY]["revision"] or None
+    who = actor(request)
+    run_id = await service.async_rollback(name=name, revision=revision, actor=who)
+    service.app.store.audit(who, "stack.rollback", name, source=client_ip(request),
+                            details={"run_id": run_id, "revision": revision})
+    raise web.HTTPSeeOther(f"/runs/{run_id}")
+
+
+async def toggle_submit(request: web.Request) -> web.StreamResponse:
+    """The auto_deploy toggle of the stacks list."""
+    service = _service(request)
+    name = request.match_info["name"]
+    value = request[BODY_KEY]["auto_deploy"]
+    await service.engine.async_set_auto_deploy(name, value)
+    service.app.store.audit(actor(request), "stack.auto_deploy", name, source=client_ip(request),
+                            details={"auto_deploy": value})
+    raise web.HTTPSeeOther("/stacks")
+
+
+def register(routes: RouteTable) -> None:
+    """Declare the stacks UI routes."""
+    routes.get("/stacks", stacks_page, auth="read", summary="Stacks", kind="ui")
+    routes.get("/stacks/{name}", stack_page, auth="read", summary="Stack", kind="ui")
+    routes.post("/stacks/{name}/deploy", deploy_submit, auth="deploy", summary="Deploy from the UI", kind="ui",
+                body=DEPLOY_FORM)
+    routes.post("/stacks/{name}/rollback", rollback_submit, auth="deploy", summary="Roll back from the UI",
+                kind="ui", body=ROLLBACK_FORM)
+    routes.post("/stacks/{name}/auto_deploy", toggle_submit, auth="deploy", summary="Toggle auto_deploy",
+                kind="ui", body=TOGGLE_FORM)
