@@ -16,6 +16,8 @@ from appliance.errors import NotFound, Unavailable
 
 from .containers import CONFIG_FILES_LABEL, PROJECT_LABEL, WORKING_DIR_LABEL, stack_containers
 
+REVISION_LABEL = "io.dockmaster.revision"
+
 if TYPE_CHECKING:
     from appliance.core import Appliance
     from appliance.runs import Run
@@ -46,12 +48,16 @@ def pull_images(client: docker.DockerClient, references: list[str]) -> list[dict
     return results
 
 
-def compose_project(client: docker.DockerClient, stack: str) -> dict[str, Any]:
-    """The compose project of a stack from compose's own labels on its containers; blocks."""
+def stack_labels(client: docker.DockerClient, stack: str) -> dict[str, str]:
+    """The labels of a stack's first container (compose's own and Dockmaster's); blocks."""
     containers = stack_containers(client, stack)
     if not containers:
         raise NotFound(f"no containers for stack {stack}")
-    labels = containers[0].attrs.get("Config", {}).get("Labels") or {}
+    return dict(containers[0].attrs.get("Config", {}).get("Labels") or {})
+
+
+def compose_project(labels: dict[str, str], stack: str) -> dict[str, Any]:
+    """The compose project of a stack from compose's own labels; blocks (checks the files exist)."""
     project = labels.get(PROJECT_LABEL)
     working_dir = labels.get(WORKING_DIR_LABEL)
     files = [f for f in (labels.get(CONFIG_FILES_LABEL) or "").split(",") if f]
@@ -63,9 +69,11 @@ def compose_project(client: docker.DockerClient, stack: str) -> dict[str, Any]:
     return {"project": project, "working_dir": working_dir, "files": files}
 
 
-async def _async_call_service(service: Any, stack: str, run: Run, reason: str) -> Any:
+async def _async_call_service(app: Appliance, service: Any, stack: str, revision: str | None, run: Run,
+                              reason: str) -> Any:
     """Call a stacks service with the keyword arguments it declares (its signature is theirs)."""
-    offered = {"trigger": "manual", "actor": run.actor, "reason": reason, "force": True, "pull": False}
+    offered: dict[str, Any] = {"name": stack, "revision": revision, "actor": run.actor, "trigger": "manual",
+                               "wait": True, "reason": reason}
     try:
         params = dict(inspect.signature(service).parameters)
     except (TypeError, ValueError):
@@ -74,18 +82,32 @@ async def _async_call_service(service: Any, stack: str, run: Run, reason: str) -
         kwargs = offered
     else:
         kwargs = {k: v for k, v in offered.items() if k in params}
-    return await service(stack, **kwargs)
+    result = await (service(**kwargs) if "name" in kwargs else service(stack, **kwargs))
+    if isinstance(result, int) and not isinstance(result, bool):
+        # The stacks services answer with their run id; its outcome is this recreate's outcome.
+        other = await app.runs.get(result)
+        status = other["status"] if other else "unknown"
+        run.log(f"stacks run {result}: {status}")
+        if status != "succeeded":
+            raise RuntimeError(f"the stacks run {result} ended {status}")
+    return result
 
 
 async def async_recreate(app: Appliance, stack: str, run: Run, *, reason: str) -> dict[str, Any]:
-    """Recreate a stack's containers: through the stacks addon's service, else Compose's own labels."""
+    """Recreate a stack's containers: through the stacks addon when it deployed them, else with Compose.
+
+    Stacks deployed by the stacks addon carry `io.dockmaster.revision`; their secrets live only in that
+    addon's deploy, so they are redeployed through its service at the running revision.
+    """
+    labels = await app.async_run_blocking(stack_labels, app.docker(), stack)
+    revision = labels.get(REVISION_LABEL)
     for name in RECREATE_SERVICES:
         service = app.services.get(name)
-        if service is not None and stack in _known_stacks(app):
-            run.log(f"recreating {stack} through the {name} service")
-            result = await _async_call_service(service, stack, run, reason)
+        if service is not None and revision:
+            run.log(f"redeploying {stack} at {revision[:12]} through the {name} service")
+            result = await _async_call_service(app, service, stack, revision, run, reason)
             return {"via": name, "result": result}
-    project = await app.async_run_blocking(compose_project, app.docker(), stack)
+    project = await app.async_run_blocking(compose_project, labels, stack)
     compose = await app.async_run_blocking(compose_command)
     if not compose:
         raise Unavailable("Docker Compose v2 is not installed")
@@ -114,16 +136,6 @@ async def _async_exec(argv: list[str], run: Run) -> None:
         raise
     if code != 0:
         raise RuntimeError(f"compose exited with status {code}")
-
-
-def _known_stacks(app: Appliance) -> set[str]:
-    """Stack names the stacks addon knows (config entries and, when present, its runtime data)."""
-    names = {s["name"] for s in app.conf.get("stacks") or [] if isinstance(s, dict) and s.get("name")}
-    data = app.data.get("stacks")
-    mapping = getattr(data, "stacks", data)
-    if isinstance(mapping, dict):
-        names.update(str(k) for k in mapping)
-    return names
 
 
 def stack_window_name(app: Appliance, stack: str, default: str | None) -> str | None:
