@@ -1,0 +1,40 @@
+"""Git repositories: clone and fetch the tracked branch (https token, ssh deploy key, local path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from appliance.core import Appliance
+
+from . import api, views
+from .manager import RepoManager
+from .repo import Repo, SyncResult
+from .schema import CONFIG_SCHEMA, RepoConfig
+
+DOMAIN = "repos"
+
+__all__ = ["CONFIG_SCHEMA", "DOMAIN", "Repo", "RepoManager", "SyncResult", "async_setup"]
+
+
+async def async_setup(app: Appliance, conf: list[RepoConfig]) -> bool:
+    """Load each repo's last status, register routes, the UI page, polls and the startup sync."""
+    manager = RepoManager(app, conf)
+    await manager.async_load()
+    app.data[DOMAIN] = manager
+    app.services["repos.sync"] = manager.async_sync
+
+    app.api.get("/api/v1/repos", api.async_list, auth="read", summary="Repos and their last fetched revision",
+                tags=["repos"])
+    app.api.post("/api/v1/repos/{name}/sync", api.async_sync, auth="deploy", summary="Sync a repo now",
+                 tags=["repos"], responses={202: "the sync is queued; `run_id` names its run"})
+    app.api.get("/repos", views.async_page, auth="read", summary="Repos", kind="ui")
+    app.api.post("/repos/{name}/sync", views.async_sync_form, auth="deploy", summary="Sync a repo now (UI)",
+                 kind="ui")
+    app.ui.add_nav("Repos", "/repos", order=20)
+    app.ui.add_templates(Path(__file__).parent / "templates")
+
+    manager.start_polls()
+    if not app.oneshot:
+        app.on_start(manager.async_startup)
+    app.on_stop(manager.async_stop)
+    return True

@@ -1,0 +1,42 @@
+"""JSON API of the repos addon: list repos with their last sync, and request a sync."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from appliance.http.middlewares import actor, client_ip
+from appliance.keys import APPLIANCE_KEY, IDENTITY_KEY
+
+from .manager import RepoManager
+
+
+def manager(request: web.Request) -> RepoManager:
+    """The RepoManager of the appliance serving this request."""
+    result: RepoManager = request.app[APPLIANCE_KEY].data["repos"]
+    return result
+
+
+async def async_list(request: web.Request) -> web.Response:
+    """Every repo: clean URL, branch, head and its commit message, last sync status and error, poll."""
+    return web.json_response({"repos": manager(request).status()})
+
+
+async def async_request(request: web.Request, name: str) -> int:
+    """Queue a sync for the caller (manual from the UI, api from a token) and audit it."""
+    app = request.app[APPLIANCE_KEY]
+    repos = manager(request)
+    repos.get(name)  # NotFound before anything is recorded
+    identity = request.get(IDENTITY_KEY)
+    who = actor(request)
+    from_ui = bool(identity and identity.session_id)
+    trigger = "manual" if from_ui else "api"
+    reason = f"{'manual' if from_ui else 'API'} sync by {identity.name if identity else who}"
+    run_id = await repos.async_request_sync(name, trigger=trigger, reason=reason, actor=who)
+    app.store.audit(who, "repo.sync", name, source=client_ip(request), details={"run_id": run_id})
+    return run_id
+
+
+async def async_sync(request: web.Request) -> web.Response:
+    """Queue a sync of one repo; answers 202 with the id of the run that covers it."""
+    run_id = await async_request(request, request.match_info["name"])
+    return web.json_response({"run_id": run_id}, status=202)

@@ -1,0 +1,119 @@
+"""Clone, fetch, change detection, events, persisted status and coalescing of the repos addon."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from appliance.events import RepoSynced
+
+from .conftest import GitRemote, git, repo_entry, settled, sync_runs, wait_for
+
+
+async def test_startup_clones_the_tracked_branch(make_repos_app: Any, remote: GitRemote) -> None:
+    first = remote.commit({"stacks/traefik/compose.yaml": "services: {}\n"}, "Add traefik")
+    client, app = await make_repos_app([repo_entry(remote.bare)])
+    runs = await settled(app)
+    assert [(r["trigger"], r["status"]) for r in runs] == [("startup", "succeeded")]
+    assert runs[0]["reason"] == f"startup: cloned main at {first[:7]} Add traefik"
+    assert runs[0]["details"]["revision"] == first
+    repo = app.data["repos"].get("infra")
+    assert repo.head == first
+    assert (repo.path / "stacks" / "traefik" / "compose.yaml").read_text() == "services: {}\n"
+    assert repo.path == app.data_dir / "repos" / "infra"
+    # Only the tracked branch is fetched, and no tags.
+    refs = git(repo.path, "for-each-ref", "--format=%(refname)").splitlines()
+    assert sorted(refs) == ["refs/heads/main", "refs/remotes/origin/main"]
+
+
+async def test_fetch_reports_new_commits_and_fires_repo_synced(make_repos_app: Any, remote: GitRemote) -> None:
+    client, app = await make_repos_app([repo_entry(remote.bare)])
+    manager = app.data["repos"]
+    before = manager.get("infra").head
+    events: list[RepoSynced] = []
+    app.bus.async_listen(RepoSynced, events.append)
+
+    remote.commit({"stacks/a/compose.yaml": "a\n"}, "Add a")
+    remote.commit({"stacks/b/compose.yaml": "b\n"}, "Add b")
+    newest = remote.commit({"stacks/traefik/compose.yaml": "t\n"}, "Update traefik")
+    result = await manager.async_sync("infra", trigger="poll", reason="poll")
+    assert result.error is None and result.changed and result.previous == before and result.revision == newest
+    run = await app.runs.get(result.run_id)
+    assert run["status"] == "succeeded"
+    assert run["reason"] == f"poll found 3 new commits: {newest[:7]} Update traefik"
+    assert run["details"]["new_commits"] == 3
+
+    repo = manager.get("infra")
+    changed = await repo.async_changed_paths(before, newest)
+    assert changed == ["stacks/a/compose.yaml", "stacks/b/compose.yaml", "stacks/traefik/compose.yaml"]
+    everything = await repo.async_changed_paths(None, newest)
+    assert "README.md" in everything and len(everything) == 4
+    commit = await repo.async_commit(newest)
+    assert commit["sha"] == newest and commit["message"] == "Update traefik" and commit["short"] == newest[:7]
+
+    again = await manager.async_sync("infra", trigger="poll", reason="poll")
+    assert not again.changed and again.revision == newest
+    assert (await app.runs.get(again.run_id))["reason"] == "poll: no change"
+    await wait_for(lambda: len(events) == 2)
+    assert [(e.repo, e.revision, e.previous, e.changed) for e in events] == [
+        ("infra", newest, before, True), ("infra", newest, newest, False)
+    ]
+
+
+async def test_deleted_files_count_as_changed(make_repos_app: Any, remote: GitRemote) -> None:
+    remote.commit({"stacks/a/compose.yaml": "a\n", "stacks/a/old.env": "X=1\n"}, "Add a")
+    client, app = await make_repos_app([repo_entry(remote.bare)])
+    repo = app.data["repos"].get("infra")
+    before = repo.head
+    new = remote.commit({"stacks/a/old.env": None}, "Drop old env")
+    await app.data["repos"].async_sync("infra", trigger="manual", reason="manual sync by admin")
+    assert await repo.async_changed_paths(before, new) == ["stacks/a/old.env"]
+
+
+async def test_status_survives_a_restart(make_repos_app: Any, remote: GitRemote, make_client: Any) -> None:
+    client, app = await make_repos_app([repo_entry(remote.bare)])
+    head = app.data["repos"].get("infra").head
+    await client.close()
+    stored = remote.commit({"x": "1\n"}, "Later commit")
+
+    client2, app2 = await make_repos_app([repo_entry(remote.bare)], wait=False)
+    # Before the startup sync ends, the stored revision is already known.
+    assert app2.data["repos"].get("infra").head in (head, stored)
+    await settled(app2)
+    repo = app2.data["repos"].get("infra")
+    assert repo.head == stored
+    runs = await sync_runs(app2)
+    assert runs[-1]["reason"] == f"startup found 1 new commit: {stored[:7]} Later commit"
+
+
+async def test_ten_triggers_during_a_fetch_make_two_fetches(make_repos_app: Any, remote: GitRemote) -> None:
+    client, app = await make_repos_app([repo_entry(remote.bare)])
+    manager = app.data["repos"]
+    repo = manager.get("infra")
+    fetches = 0
+    gate = threading.Event()
+    original = repo.clone.sync
+
+    def slow_sync(previous: str | None) -> Any:
+        # Hold the first fetch open so every trigger below arrives while it runs.
+        nonlocal fetches
+        fetches += 1
+        gate.wait(30)
+        return original(previous)
+
+    repo.clone.sync = slow_sync  # type: ignore[method-assign]
+    first = await manager.async_request_sync("infra", trigger="manual", reason="first")
+    await wait_for(lambda: fetches == 1)
+    newest = ""
+    ids = []
+    for i in range(10):
+        newest = remote.commit({f"f{i}": f"{i}\n"}, f"Commit {i}")
+        ids.append(await manager.async_request_sync("infra", trigger="webhook", reason=f"push {i}"))
+    assert len(set(ids)) == 1 and ids[0] != first
+    gate.set()
+    runs = await settled(app)
+    assert fetches == 2
+    trailing = await app.runs.get(ids[0])
+    assert trailing["status"] == "succeeded" and trailing["details"]["revision"] == newest
+    assert repo.head == newest
+    assert [r["id"] for r in runs[-2:]] == [first, ids[0]]
