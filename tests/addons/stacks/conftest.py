@@ -1,0 +1,173 @@
+"""Fixtures for the stacks addon: real git remotes, busybox httpd stacks, the real app, compose cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from appliance.core import Appliance
+from appliance.keys import APPLIANCE_KEY
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd` and return its stdout."""
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class GitRemote:
+    """A bare repo and a work tree that commits and pushes to it."""
+
+    def __init__(self, root: Path) -> None:
+        """Create both repos with one initial commit."""
+        self.bare = root / "remote.git"
+        self.work = root / "author"
+        root.mkdir(parents=True, exist_ok=True)
+        git(root, "init", "-q", "--bare", "--initial-branch=main", str(self.bare))
+        git(root, "init", "-q", "--initial-branch=main", str(self.work))
+        git(self.work, "remote", "add", "origin", str(self.bare))
+        self.commit({"README.md": "hello\n"}, "Initial commit")
+
+    def commit(self, files: dict[str, str | None], message: str) -> str:
+        """Write (None deletes) files, commit and push; returns the new sha."""
+        for rel, content in files.items():
+            target = self.work / rel
+            if content is None:
+                git(self.work, "rm", "-q", "-r", rel)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            git(self.work, "add", rel)
+        git(self.work, "commit", "-q", "--allow-empty", "-m", message)
+        git(self.work, "push", "-q", "origin", "HEAD:refs/heads/main")
+        return git(self.work, "rev-parse", "HEAD")
+
+    def symlink(self, rel: str, target: str, message: str) -> str:
+        """Commit a symlink `rel -> target`."""
+        link = self.work / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+        git(self.work, "add", rel)
+        return self.commit({}, message)
+
+
+def httpd_compose(image: str, content: str, *, healthy: bool = True, extra_env: str = "") -> str:
+    """A busybox httpd service on a 127.0.0.1 ephemeral port with a fast healthcheck."""
+    probe = "8080" if healthy else "8081"  # an unhealthy commit probes a port nothing listens on
+    return f"""services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "mkdir -p /www && echo {content} > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: ["127.0.0.1::8080"]
+    restart: unless-stopped
+    stop_grace_period: 1s
+{extra_env}    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:{probe}/"]
+      interval: 500ms
+      timeout: 2s
+      retries: 2
+      start_period: 0s
+"""
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> GitRemote:
+    """A bare remote with one commit on main."""
+    return GitRemote(tmp_path / "git")
+
+
+@pytest.fixture
+def suffix() -> str:
+    """A random suffix that keeps stack and project names unique on the shared engine."""
+    return secrets.token_hex(3)
+
+
+@pytest.fixture
+def cleanup_projects(docker_client: Any) -> Iterator[list[str]]:
+    """Names of compose projects to remove after the test (containers and networks)."""
+    projects: list[str] = []
+    yield projects
+    for project in projects:
+        for container in docker_client.containers.list(
+                all=True, filters={"label": f"com.docker.compose.project={project}"}):
+            container.remove(force=True)
+        for network in docker_client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
+            network.remove()
+
+
+async def wait_idle(app: Appliance, timeout: float = 60.0) -> None:
+    """Wait until no run is active and no listener or stack job is pending."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        busy = any(app.scheduler.busy(f"stack:{name}") for name in app.data["stacks"].engine.specs())
+        if app.runs.active or busy or app.bus._tasks:
+            quiet = 0
+        else:
+            quiet += 1
+            if quiet >= 3:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"still busy after {timeout}s: {list(app.runs.active.values())}")
+
+
+async def sync(app: Appliance, repo: str = "infra") -> None:
+    """Fetch the repo now (fires RepoSynced) and wait for every resulting run."""
+    await app.data["repos"].async_sync(repo, trigger="manual", reason="test sync")
+    await wait_idle(app)
+
+
+def container_ids(docker_client: Any, project: str) -> dict[str, str]:
+    """Service name → container id of a compose project."""
+    return {
+        c.labels["com.docker.compose.service"]: c.id
+        for c in docker_client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
+    }
+
+
+def served(docker_client: Any, project: str, service: str = "web") -> str:
+    """GET / of a service through its port published on 127.0.0.1."""
+    container = docker_client.containers.list(filters={
+        "label": [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]})[0]
+    container.reload()
+    port = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:  # noqa: S310 - loopback only
+        return resp.read().decode().strip()
+
+
+StackApp = Callable[..., Awaitable[tuple[TestClient, Appliance]]]
+
+
+@pytest.fixture
+def stacks_app(make_client: Any, remote: GitRemote, cleanup_projects: list[str]) -> StackApp:
+    """Start the real app with the repos addon on `remote` and the given `stacks:` entries."""
+
+    async def _start(stacks: list[dict[str, Any]], *, settle: bool = True, **extra: Any) -> tuple[TestClient, Appliance]:
+        for entry in stacks:
+            if "name" in entry:
+                cleanup_projects.extend([f"dm-{entry['name']}", entry["name"]])
+        config = {"repos": [{"name": "infra", "url": str(remote.bare), "branch": "main"}], "stacks": stacks, **extra}
+        client = await make_client(config)
+        app = client.server.app[APPLIANCE_KEY]
+        assert "stacks" in app.loaded_addons, app.addon_errors
+        if settle:
+            await wait_idle(app)
+        return client, app
+
+    return _start
