@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import voluptuous as vol
+
 import addons
-from appliance.loader import AddonRegistry, _default_config
+from appliance.loader import AddonRegistry
 
 ADDONS_DIR = Path(addons.__file__).parent
 
@@ -14,6 +16,17 @@ ADDONS_DIR = Path(addons.__file__).parent
 MINIMAL: dict[str, Any] = {
     "windows": {"nightly": {"cron": "0 2 * * *", "duration": "3h"}},
 }
+
+
+def _accepted_empty(schema: Any) -> Any:
+    """The empty block (`{}` or `[]`) an addon's schema accepts, or None."""
+    for empty in ({}, []):
+        try:
+            schema(empty)
+        except vol.Invalid:
+            continue
+        return empty
+    return None
 
 
 def builtin_domains() -> list[str]:
@@ -34,9 +47,10 @@ def full_config() -> dict[str, Any]:
         if domain in MINIMAL:
             config[domain] = MINIMAL[domain]
             continue
-        if _default_config(addon) is None:
+        empty = _accepted_empty(addon.config_schema)
+        if empty is None:
             problems.append(f"{domain}: needs a block in tests/appliance/full_config.py MINIMAL")
             continue
-        config[domain] = {} if isinstance(_default_config(addon), dict) else []
+        config[domain] = empty
     assert not problems, "addons that cannot be loaded with a minimal config:\n" + "\n".join(problems)
     return config

@@ -193,7 +193,7 @@ async def test_413_body_over_one_mib(client: TestClient) -> None:
 
 
 async def test_413_streamed_body_without_length(client: TestClient) -> None:
-    async def chunks():  # noqa: ANN202
+    async def chunks():
         for _ in range(20):
             yield b"x" * 65536 * 2
 
@@ -220,5 +220,5 @@ async def test_429_login_throttling(client: TestClient) -> None:
 
 async def test_500_hides_internals(client: TestClient) -> None:
     resp = await client.get("/api/v1/probe/crash", headers=bearer("read"))
-    error = await assert_error(resp, 500, "internal_error", "internal error; see the Dockmaster log", {})
+    await assert_error(resp, 500, "internal_error", "internal error; see the Dockmaster log", {})
     assert "secret internals" not in await resp.text()

@@ -71,7 +71,7 @@ async def test_every_route_but_the_public_ones_refuses_anonymous_callers(full_cl
 async def test_undeclared_route_is_refused(make_client) -> None:
     client = await make_client()
 
-    async def sneaky(request):  # noqa: ANN001, ANN202
+    async def sneaky(request):
         raise AssertionError("must not run")
 
     client.app.router._frozen = False  # a route added behind the RouteTable's back
@@ -86,7 +86,7 @@ async def _snapshot(client: TestClient) -> dict[str, Any]:
     await store.flush()
     counts = {}
     for table in ("runs", "audit", "kv"):
-        row = await store.fetchone(f"SELECT COUNT(*) AS n FROM {table}")  # noqa: S608
+        row = await store.fetchone(f"SELECT COUNT(*) AS n FROM {table}")
         counts[table] = row["n"] if row else 0
     return counts
 
