@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -49,10 +50,8 @@ class Receiver:
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"expected {count} request(s), got {len(self.requests)}: {self.requests}"
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
         return self.requests
 
     def json_url(self, path: str = "/hook") -> str:
@@ -70,7 +69,8 @@ async def receiver(aiohttp_server: Any) -> Receiver:
     rec = Receiver()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", rec.handle)
-    server = await aiohttp_server(app, host="127.0.0.1")
+    # The receiver stands for a remote service: its own access log is not Dockmaster's log.
+    server = await aiohttp_server(app, host="127.0.0.1", access_log=None)
     rec.port = server.port
     return rec
 
@@ -105,6 +105,17 @@ async def stall_server() -> AsyncIterator[StallServer]:
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+async def async_deliveries(app: Appliance, *, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Poll the delivery records until at least `count` exist (or the timeout passes)."""
+    engine = app.data["notify"]
+    deadline = time.monotonic() + timeout
+    while True:
+        rows: list[dict[str, Any]] = await engine.log.async_recent(limit=500)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
 
 
 NotifyApp = Callable[..., Awaitable[tuple[TestClient, Appliance]]]

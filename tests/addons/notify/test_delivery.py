@@ -14,24 +14,13 @@ from appliance.events import (
     RollbackSucceeded,
     UpdatesAvailable,
 )
-from tests.addons.notify.conftest import NotifyApp, Receiver, StallServer
+from tests.addons.notify.conftest import NotifyApp, Receiver, StallServer, async_deliveries
 
 
 def _target(name: str, secret: str, **options: str) -> str:
     lines = [f"  - name: {name}", f"    url: !secret {secret}"]
     lines += [f"    {key}: {value}" for key, value in options.items()]
     return "\n".join(lines) + "\n"
-
-
-async def _deliveries(app, *, count: int, timeout: float = 5.0) -> list[dict]:  # type: ignore[no-untyped-def]
-    """Poll the delivery records until `count` exist."""
-    engine = app.data["notify"]
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = await engine.log.async_recent(limit=500)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        await asyncio.sleep(0.05)
 
 
 async def test_failed_deploy_delivers_the_expected_message(notify_app: NotifyApp, receiver: Receiver) -> None:
@@ -57,7 +46,7 @@ async def test_failed_deploy_delivers_the_expected_message(notify_app: NotifyApp
     ntfy = by_path["/"]
     assert ntfy.json == {"topic": "dm-alerts-x1", "title": "Deploy of traefik failed", "message": body}
     assert ntfy.headers.get("X-Markdown") == "yes"
-    rows = await _deliveries(app, count=2)
+    rows = await async_deliveries(app, count=2)
     assert sorted((r["target"], r["event"], r["outcome"], r["attempts"]) for r in rows) == [
         ("ntfy", "deploy_failed", "sent", 1), ("phone", "deploy_failed", "sent", 1)]
 
@@ -119,7 +108,7 @@ async def test_a_target_that_never_answers_does_not_delay_the_work(
     assert time.monotonic() - started < 1.0
     # The healthy target is not held up by the stalled one.
     await receiver.wait_for(1, timeout=0.9)
-    rows = await _deliveries(app, count=2, timeout=5)
+    rows = await async_deliveries(app, count=2, timeout=5)
     by_target = {r["target"]: r for r in rows}
     assert by_target["phone"]["outcome"] == "sent"
     stalled = by_target["stalled"]
