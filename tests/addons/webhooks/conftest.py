@@ -98,3 +98,84 @@ def delivery(provider: str, body: dict[str, Any], *, secret: str = SECRET, signi
 def payload() -> Any:
     """Load a recorded-format payload by name."""
     return load_payload
+
+
+# --- real git remotes and the real app ---------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd` and return its output (blocking; tests only)."""
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.lan", "GIT_COMMITTER_NAME": "Test",
+           "GIT_COMMITTER_EMAIL": "t@example.lan", "HOME": str(cwd), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class Remote:
+    """A bare repo on disk plus a work tree that pushes commits to it."""
+
+    def __init__(self, root: Path) -> None:
+        self.bare = root / "remote.git"
+        self.work = root / "work"
+        self.bare.mkdir(parents=True)
+        self.work.mkdir()
+        git(self.bare, "init", "-q", "--bare", "-b", "main")
+        git(self.work, "init", "-q", "-b", "main")
+        git(self.work, "remote", "add", "origin", str(self.bare))
+        self.counter = 0
+        self.commit("stacks/app/compose.yaml", "services: {}\n")
+
+    def commit(self, path: str, text: str, *, branch: str = "main") -> str:
+        """Write a file, commit it on `branch` and push; returns the new commit sha."""
+        self.counter += 1
+        target = self.work / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        git(self.work, "checkout", "-q", "-B", branch)
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-q", "-m", f"change {self.counter}")
+        git(self.work, "push", "-q", "-f", "origin", branch)
+        return git(self.work, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    """A real git remote with one commit on main."""
+    return Remote(tmp_path / "git")
+
+
+def hook_config(remote: Remote, provider: str, **extra: Any) -> dict[str, Any]:
+    """Config blocks for one repo on `remote` and its webhook."""
+    hook = {"repo": "infra", "provider": provider, "secret": SECRET, **extra}
+    return {"repos": [{"name": "infra", "url": str(remote.bare), "branch": "main"}], "webhooks": [hook]}
+
+
+async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll an (async or plain) predicate until it returns something truthy."""
+    import asyncio
+    import inspect
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def settled(app: Any) -> bool:
+    """True when no run is queued or running and no webhook fold is waiting."""
+    receiver = app.data.get("webhooks")
+    folding = receiver is not None and any(d.pending for d in receiver.debouncers.values())
+    return not app.runs.active and not folding
+
+
+async def webhook_syncs(app: Any) -> list[dict[str, Any]]:
+    """Sync runs started by webhooks, oldest first."""
+    runs = await app.runs.list(kind="sync", target="infra", limit=500)
+    return [r for r in reversed(runs) if r["trigger"] == "webhook"]
