@@ -101,6 +101,8 @@ class HostFleet:
         container = self.client.containers.run(
             HOST_IMAGE, name=name, hostname=name, detach=True, labels={LABEL: self.suffix},
             ports={"22/tcp": ("127.0.0.1", port)},
+            # /run is a tmpfs as on a real machine: /run/reboot-required vanishes on reboot.
+            tmpfs={"/run": "mode=755"},
             volumes={
                 str(harness): {"bind": "/harness", "mode": "rw"},
                 str(self.broken_repo if broken else self.repo): {"bind": "/repo", "mode": "ro"},

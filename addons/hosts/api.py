@@ -1,0 +1,103 @@
+"""JSON API of the hosts addon: list and show hosts, start checks, updates, reboots, retry, acknowledge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import voluptuous as vol
+from aiohttp import web
+
+from appliance import cv
+from appliance.core import Appliance
+from appliance.http.middlewares import actor, client_ip
+from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
+
+from .const import DOMAIN, STATES
+from .engine import HostEngine
+
+PAGE_SIZE = 50
+
+LIST_QUERY = {
+    vol.Optional("tag"): cv.slug,
+    vol.Optional("state"): vol.In(STATES),
+    vol.Optional("page", default=1): vol.All(vol.Coerce(int), vol.Range(min=1)),
+}
+UPDATE_BODY = vol.Schema({vol.Optional("dry_run", default=False): cv.boolean})
+EMPTY_BODY = vol.Schema({})
+
+
+def engine_of(request: web.Request) -> HostEngine:
+    """The host engine of this app."""
+    engine: HostEngine = request.app[APPLIANCE_KEY].data[DOMAIN]
+    return engine
+
+
+def filter_hosts(engine: HostEngine, tag: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
+    """Every host described, filtered by tag and state, sorted by name."""
+    hosts = [engine.describe(name) for name in sorted(engine.conf)]
+    if tag:
+        hosts = [h for h in hosts if tag in h["tags"]]
+    if state:
+        hosts = [h for h in hosts if h["state"] == state]
+    return hosts
+
+
+async def async_list(request: web.Request) -> web.Response:
+    """Hosts with state, pending updates and inventory; `?tag=&state=&page=`."""
+    query = request[QUERY_KEY]
+    hosts = filter_hosts(engine_of(request), query.get("tag"), query.get("state"))
+    page = query["page"]
+    chunk = hosts[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    return web.json_response({"hosts": chunk, "page": page, "total": len(hosts), "page_size": PAGE_SIZE})
+
+
+async def async_show(request: web.Request) -> web.Response:
+    """One host."""
+    return web.json_response(engine_of(request).describe(request.match_info["name"]))
+
+
+def _audit(request: web.Request, action: str, name: str, details: dict[str, Any]) -> None:
+    app = request.app[APPLIANCE_KEY]
+    app.store.audit(actor(request), f"host.{action}", name, source=client_ip(request), details=details)
+
+
+async def async_action(request: web.Request, action: str) -> web.Response:
+    """check | update | reboot | retry → 202 with the run id; acknowledge → 200 with the status."""
+    engine = engine_of(request)
+    name = request.match_info["name"]
+    body = request[BODY_KEY] or {}
+    engine.host_conf(name)
+    who = actor(request)
+    if action == "acknowledge":
+        status = engine.acknowledge(name)
+        _audit(request, action, name, {})
+        return web.json_response(status.as_dict())
+    if action == "retry":
+        job = await engine.async_retry(name, actor=who)
+    else:
+        dry_run = bool(body.get("dry_run", False)) if action == "update" else False
+        job = await engine.async_submit(name, action, trigger="api", actor=who, dry_run=dry_run)
+    _audit(request, action, name, {"run_id": job.run.id, **({"dry_run": body.get("dry_run")} if body else {})})
+    return web.json_response({"run_id": job.run.id, "host": name, "action": action}, status=202)
+
+
+def _action_handler(action: str) -> Any:
+    async def _handler(request: web.Request) -> web.Response:
+        return await async_action(request, action)
+
+    _handler.__name__ = f"async_host_{action}"
+    _handler.__doc__ = f"Start `{action}` on a host."
+    return _handler
+
+
+def register(app: Appliance) -> None:
+    """Declare the host API routes."""
+    app.api.get("/api/v1/hosts", async_list, auth="read", summary="Hosts with state and pending updates",
+                query=LIST_QUERY, tags=["hosts"])
+    app.api.get("/api/v1/hosts/{name}", async_show, auth="read", summary="One host", tags=["hosts"])
+    for action in ("check", "update", "reboot", "retry", "acknowledge"):
+        app.api.post(
+            f"/api/v1/hosts/{{name}}/{action}", _action_handler(action), auth="deploy",
+            summary=f"Host action: {action}", body=UPDATE_BODY if action == "update" else EMPTY_BODY,
+            tags=["hosts"], responses={202: "run started", 409: "host busy or in the wrong state"},
+        )

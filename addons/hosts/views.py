@@ -1,0 +1,64 @@
+"""UI pages of the hosts addon: the hosts list, one host, and the action buttons."""
+
+from __future__ import annotations
+
+import voluptuous as vol
+from aiohttp import web
+
+from appliance import cv
+from appliance.core import Appliance
+from appliance.http.middlewares import actor
+from appliance.http.ui import render
+from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
+
+from .api import _audit, engine_of, filter_hosts
+
+LIST_QUERY = {vol.Optional("tag"): cv.slug, vol.Optional("state"): str}
+ACTION_BODY = vol.Schema({vol.Optional("dry_run", default=False): cv.boolean})
+
+
+async def hosts_page(request: web.Request) -> web.Response:
+    """All hosts with state, pending count and reboot badge; filter by tag."""
+    engine = engine_of(request)
+    query = request[QUERY_KEY]
+    tags = sorted({tag for conf in engine.conf.values() for tag in conf["tags"]})
+    hosts = filter_hosts(engine, query.get("tag"), query.get("state") or None)
+    return render(request, "hosts_list.html", {"hosts": hosts, "tags": tags, "tag": query.get("tag")})
+
+
+async def host_page(request: web.Request) -> web.Response:
+    """One host: pending packages, actions, inventory and recent runs."""
+    app = request.app[APPLIANCE_KEY]
+    name = request.match_info["name"]
+    host = engine_of(request).describe(name)
+    runs = [r for r in await app.runs.list(target=name, limit=30) if r["kind"].startswith("host_")][:10]
+    return render(request, "hosts_host.html", {"host": host, "runs": runs})
+
+
+async def host_action(request: web.Request) -> web.StreamResponse:
+    """A button on the host page: start the action and go to its live log."""
+    engine = engine_of(request)
+    name, action = request.match_info["name"], request.match_info["action"]
+    if action not in ("check", "update", "reboot", "retry", "acknowledge"):
+        raise web.HTTPNotFound()
+    engine.host_conf(name)
+    body = request[BODY_KEY] or {}
+    if action == "acknowledge":
+        engine.acknowledge(name)
+        _audit(request, action, name, {"via": "ui"})
+        raise web.HTTPSeeOther(f"/hosts/{name}")
+    if action == "retry":
+        job = await engine.async_retry(name, actor=actor(request))
+    else:
+        job = await engine.async_submit(name, action, trigger="manual", actor=actor(request),
+                                        dry_run=bool(body.get("dry_run")) and action == "update")
+    _audit(request, action, name, {"run_id": job.run.id, "via": "ui", "dry_run": body.get("dry_run", False)})
+    raise web.HTTPSeeOther(f"/runs/{job.run.id}")
+
+
+def register(app: Appliance) -> None:
+    """Declare the host UI routes."""
+    app.api.get("/hosts", hosts_page, auth="read", summary="Hosts", kind="ui", query=LIST_QUERY)
+    app.api.get("/hosts/{name}", host_page, auth="read", summary="Host", kind="ui")
+    app.api.post("/hosts/{name}/{action}", host_action, auth="deploy", summary="Host action button",
+                 kind="ui", body=ACTION_BODY, body_limit=4096)

@@ -1,0 +1,104 @@
+"""Fleet update API and page: `POST /api/v1/fleet/update` and the form with a preview of the waves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import voluptuous as vol
+from aiohttp import web
+
+from appliance import cv
+from appliance.core import Appliance
+from appliance.http.middlewares import actor, client_ip
+from appliance.http.ui import render
+from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
+
+from .waves import FleetUpdater, plan_waves, preview, select_hosts
+
+FILTER_SCHEMA = vol.Schema({
+    vol.Optional("tags", default=[]): cv.ensure_list_of(cv.slug),
+    vol.Optional("groups", default=[]): cv.ensure_list_of(cv.slug),
+    vol.Optional("hosts", default=[]): cv.ensure_list_of(cv.slug),
+    vol.Optional("exclude", default=[]): cv.ensure_list_of(cv.slug),
+})
+FLEET_BODY = vol.Schema({
+    vol.Optional("batch_size"): cv.positive_int,
+    vol.Optional("delay"): cv.duration,
+    vol.Optional("max_fail_percentage"): cv.percentage,
+    vol.Optional("dry_run", default=False): cv.boolean,
+    vol.Optional("filter", default={}): FILTER_SCHEMA,
+})
+# The form sends flat, comma-separated fields.
+FORM_FIELDS = {
+    vol.Optional("batch_size"): str, vol.Optional("delay"): str, vol.Optional("max_fail_percentage"): str,
+    vol.Optional("dry_run"): str, vol.Optional("tags"): str, vol.Optional("groups"): str,
+    vol.Optional("hosts"): str, vol.Optional("exclude"): str,
+}
+
+
+def _updater(request: web.Request) -> FleetUpdater:
+    updater: FleetUpdater = request.app[APPLIANCE_KEY].data["updates"]
+    return updater
+
+
+def _from_form(form: dict[str, Any]) -> dict[str, Any]:
+    def split(key: str) -> list[str]:
+        return [p.strip() for p in str(form.get(key) or "").split(",") if p.strip()]
+
+    body: dict[str, Any] = {"filter": {k: split(k) for k in ("tags", "groups", "hosts", "exclude")}}
+    for key in ("batch_size", "delay", "max_fail_percentage"):
+        if form.get(key):
+            body[key] = form[key]
+    body["dry_run"] = form.get("dry_run") in ("true", "on", "1")
+    return dict(FLEET_BODY(body))
+
+
+async def _async_start(request: web.Request, body: dict[str, Any]) -> int:
+    updater = _updater(request)
+    apply = updater.conf["apply"]
+    delay = body.get("delay", apply["delay"])
+    run = await updater.async_start(
+        batch_size=body.get("batch_size", apply["batch_size"]), delay=delay.total_seconds(),
+        max_fail_percentage=body.get("max_fail_percentage", apply["max_fail_percentage"]),
+        dry_run=body["dry_run"], flt=body["filter"], trigger="api", actor=actor(request),
+    )
+    request.app[APPLIANCE_KEY].store.audit(
+        actor(request), "fleet.update", "fleet", source=client_ip(request),
+        details={"run_id": run.id, "dry_run": body["dry_run"], "filter": body["filter"]},
+    )
+    return run.id
+
+
+async def async_fleet_update(request: web.Request) -> web.Response:
+    """Start a fleet update in waves → 202 with the run id."""
+    run_id = await _async_start(request, request[BODY_KEY])
+    return web.json_response({"run_id": run_id}, status=202)
+
+
+async def fleet_page(request: web.Request) -> web.Response:
+    """The fleet update form with a preview of the waves for the given values."""
+    updater = _updater(request)
+    form = request[QUERY_KEY]
+    body = _from_form(form)
+    batch = body.get("batch_size", updater.conf["apply"]["batch_size"])
+    hosts = select_hosts(updater.engine, updater.conf["groups"], body["filter"])
+    waves = preview(updater.engine, plan_waves(hosts, batch))
+    return render(request, "updates_fleet.html", {
+        "form": form, "waves": waves, "groups": updater.conf["groups"], "apply": updater.conf["apply"],
+        "batch": batch,
+    })
+
+
+async def fleet_submit(request: web.Request) -> web.StreamResponse:
+    """The form's submit button: start the fleet run and show its live log."""
+    run_id = await _async_start(request, _from_form(request[BODY_KEY]))
+    raise web.HTTPSeeOther(f"/runs/{run_id}")
+
+
+def register(app: Appliance) -> None:
+    """Declare the fleet routes."""
+    app.api.post("/api/v1/fleet/update", async_fleet_update, auth="deploy", summary="Fleet update in waves",
+                 body=FLEET_BODY, tags=["hosts"], responses={202: "fleet run started", 409: "one already runs"})
+    app.api.get("/fleet", fleet_page, auth="read", summary="Fleet update form", kind="ui", query=FORM_FIELDS)
+    app.api.post("/fleet/update", fleet_submit, auth="deploy", summary="Start a fleet update", kind="ui",
+                 body=vol.Schema(FORM_FIELDS), body_limit=8192)
