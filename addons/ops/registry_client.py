@@ -91,12 +91,14 @@ class RegistryClient:
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._tokens: dict[tuple[str, str, str], str] = {}
+        # Which token a repository needed last time, so later checks skip the 401 round trip.
+        self._repo_token: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     async def async_remote_digest(self, ref: ImageRef) -> str:
         """The registry's digest for `ref` (`HEAD /v2/<name>/manifests/<tag>`, `Docker-Content-Digest`)."""
         url = f"{ref.base_url}/v2/{ref.repository}/manifests/{ref.tag}"
         headers = {"Accept": MANIFEST_ACCEPT}
-        key = None
+        key = self._repo_token.get((ref.registry, ref.repository))
         for attempt in range(2):
             if key and key in self._tokens:
                 headers["Authorization"] = f"Bearer {self._tokens[key]}"
@@ -107,7 +109,10 @@ class RegistryClient:
                         challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
                         if challenge is None:
                             raise RegistryError(f"{ref.registry} wants credentials (private registry?)")
+                        if key:
+                            self._tokens.pop(key, None)  # expired: fetch a fresh one
                         key = await self._async_token(challenge, ref)
+                        self._repo_token[(ref.registry, ref.repository)] = key
                         continue
                     if resp.status == 404:
                         raise RegistryError(f"{ref.repository}:{ref.tag} is not in {ref.registry}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import subprocess
@@ -70,10 +71,8 @@ def make_container(docker_client: docker.DockerClient, busybox_image: str) -> It
 
     yield _make
     for container in created:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 @pytest.fixture
