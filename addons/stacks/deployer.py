@@ -80,7 +80,13 @@ class Deployer:
 
     async def async_commit(self, spec: StackSpec, revision: str | None) -> dict[str, Any]:
         """The commit a deploy uses: the given revision or the repo's fetched head."""
-        repo = self.app.data["repos"].get(spec.repo)
+        repos = self.app.data["repos"]
+        repo = repos.get(spec.repo)
+        if not revision and (repo.head is None or self.app.oneshot):
+            # Without the daemon nothing polls: fetch first so "deploy now" means what git holds now.
+            result = await repos.async_sync(spec.repo, trigger="manual", reason=f"fetch before deploying {spec.name}")
+            if result.error:
+                raise Unavailable(f"cannot fetch repo {spec.repo}: {result.error}")
         rev = revision or repo.head
         if not rev:
             raise Unavailable(f"repo {spec.repo} has not been fetched yet")

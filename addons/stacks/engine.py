@@ -121,6 +121,8 @@ class StackEngine:
 
     async def async_on_repo_synced(self, event: RepoSynced) -> None:
         """Decide, per stack of the synced repo, whether the new revision needs a deploy."""
+        if self.app.oneshot:
+            return  # a one-shot CLI verb deploys only the stack it was asked for
         try:
             await self.async_evaluate(event.repo, event.revision, trigger="poll")
         except Exception:
