@@ -7,7 +7,7 @@ from pathlib import Path
 
 _CONNECT_RE = re.compile(
     r"connection refused|could not connect|failed to connect|unable to connect|"
-    r"connection timed out|no route to host|network is unreachable|could not read from remote",
+    r"connection timed out|no route to host|network is unreachable",
     re.IGNORECASE,
 )
 
@@ -40,11 +40,11 @@ def describe_failure(stderr: str, *, action: str, branch: str, url: str, timeout
         return f"branch '{branch}' does not exist on the remote {url} (deleted or renamed?)"
     if "could not resolve host" in text or "name or service not known" in text or "temporary failure in name" in text:
         return f"remote unreachable: cannot resolve the host of {url}"
+    if ("does not appear to be a git repository" in text or "repository not found" in text
+            or "returned error: 404" in text or re.search(r"repository '[^']*' not found", text)
+            or ("no such file or directory" in text and "fatal" in text)):
+        return f"no git repository at {url}"
     if _CONNECT_RE.search(text):
         detail = "connection refused" if "refused" in text else last
         return f"remote unreachable: {url} ({detail})"
-    if ("does not appear to be a git repository" in text or "repository not found" in text
-            or ("not found" in text and "returned error: 404" in text)
-            or ("no such file or directory" in text and "fatal" in text)):
-        return f"no git repository at {url}"
     return f"cannot {action}: {last}"

@@ -38,7 +38,9 @@ def _commit(repo: git.Repo, rev: str) -> Commit:
     if not rev or rev.startswith("-"):
         raise ValidationFailed(f"invalid revision '{rev}'")
     try:
-        return repo.commit(rev)
+        commit = repo.commit(rev)
+        commit.tree  # noqa: B018 - the commit object is read lazily; read it now to know it exists
+        return commit
     except (ValueError, git.BadName, git.BadObject):
         raise NotFound(f"revision {rev[:12]} is not in the clone") from None
 
@@ -123,8 +125,7 @@ def changed_paths(path: Path, old: str | None, new: str) -> list[str]:
         if old:
             try:
                 old_commit = _commit(repo, old)
-                old_commit.tree  # noqa: B018 - touching the tree proves the object is present
-            except (NotFound, ValueError):
+            except NotFound:
                 old_commit = None  # no longer in the clone (shallow or re-cloned): all files count
         if old_commit is None:
             out = repo.git.ls_tree("-r", "-z", "--name-only", "--full-tree", new_commit.hexsha)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,56 @@ class GitRemote:
     def head(self) -> str:
         """The remote's branch tip."""
         return git(self.bare, "rev-parse", f"refs/heads/{self.branch}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class GitDaemon:
+    """`git daemon` serving a folder on 127.0.0.1 (a network remote that can go down)."""
+
+    def __init__(self, root: Path) -> None:
+        """Start serving every repo under `root`."""
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={root}", "--listen=127.0.0.1",
+             f"--port={self.port}", str(root)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def url_for(self, path: Path) -> str:
+        """The git:// URL of a repo under the served root."""
+        return f"git://127.0.0.1:{self.port}/{path.relative_to(self.root)}"
+
+    def stop(self) -> None:
+        """Stop serving; the port then refuses connections."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def git_daemon(tmp_path: Path) -> Iterator[GitDaemon]:
+    """A git daemon serving tmp_path/remotes."""
+    (tmp_path / "remotes").mkdir(exist_ok=True)
+    daemon = GitDaemon(tmp_path / "remotes")
+    yield daemon
+    daemon.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from .conftest import GitRemote, git, repo_entry, settled, sync_runs, wait_for
 
 async def test_startup_clones_the_tracked_branch(make_repos_app: Any, remote: GitRemote) -> None:
     first = remote.commit({"stacks/traefik/compose.yaml": "services: {}\n"}, "Add traefik")
-    client, app = await make_repos_app([repo_entry(remote.bare)])
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
     runs = await settled(app)
     assert [(r["trigger"], r["status"]) for r in runs] == [("startup", "succeeded")]
     assert runs[0]["reason"] == f"startup: cloned main at {first[:7]} Add traefik"
@@ -27,7 +27,7 @@ async def test_startup_clones_the_tracked_branch(make_repos_app: Any, remote: Gi
 
 
 async def test_fetch_reports_new_commits_and_fires_repo_synced(make_repos_app: Any, remote: GitRemote) -> None:
-    client, app = await make_repos_app([repo_entry(remote.bare)])
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
     manager = app.data["repos"]
     before = manager.get("infra").head
     events: list[RepoSynced] = []
@@ -62,7 +62,7 @@ async def test_fetch_reports_new_commits_and_fires_repo_synced(make_repos_app: A
 
 async def test_deleted_files_count_as_changed(make_repos_app: Any, remote: GitRemote) -> None:
     remote.commit({"stacks/a/compose.yaml": "a\n", "stacks/a/old.env": "X=1\n"}, "Add a")
-    client, app = await make_repos_app([repo_entry(remote.bare)])
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
     repo = app.data["repos"].get("infra")
     before = repo.head
     new = remote.commit({"stacks/a/old.env": None}, "Drop old env")
@@ -76,7 +76,7 @@ async def test_status_survives_a_restart(make_repos_app: Any, remote: GitRemote,
     await client.close()
     stored = remote.commit({"x": "1\n"}, "Later commit")
 
-    client2, app2 = await make_repos_app([repo_entry(remote.bare)], wait=False)
+    _client2, app2 = await make_repos_app([repo_entry(remote.bare)], wait=False)
     # Before the startup sync ends, the stored revision is already known.
     assert app2.data["repos"].get("infra").head in (head, stored)
     await settled(app2)
@@ -87,7 +87,7 @@ async def test_status_survives_a_restart(make_repos_app: Any, remote: GitRemote,
 
 
 async def test_ten_triggers_during_a_fetch_make_two_fetches(make_repos_app: Any, remote: GitRemote) -> None:
-    client, app = await make_repos_app([repo_entry(remote.bare)])
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
     manager = app.data["repos"]
     repo = manager.get("infra")
     fetches = 0

@@ -1,0 +1,110 @@
+"""Safe reads of the committed tree: export, read, has_path, list_dirs and their path rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.errors import NotFound, ValidationFailed
+
+from .conftest import GitRemote, repo_entry
+
+
+@pytest.fixture
+async def synced(make_repos_app: Any, remote: GitRemote) -> Any:
+    """A repo with two stacks, a shared folder and an executable script, cloned by the app."""
+    remote.commit({
+        "stacks/a/compose.yaml": "services: {a: {}}\n",
+        "stacks/a/conf/app.ini": "x=1\n",
+        "stacks/b/compose.yaml": "services: {b: {}}\n",
+        "stacks/.hidden/compose.yaml": "h\n",
+        "shared/base.env": "BASE=1\n",
+    }, "Stacks")
+    script = remote.work / "stacks" / "a" / "run.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    remote.commit({"stacks/a/run.sh": script.read_text()}, "Script")
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
+    return app.data["repos"].get("infra")
+
+
+async def test_export_writes_the_subtree(synced: Any, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    await synced.async_export(synced.head, "stacks/a", dest)
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == [
+        "compose.yaml", "conf", "conf/app.ini", "run.sh"]
+    assert (dest / "compose.yaml").read_text() == "services: {a: {}}\n"
+    assert os.access(dest / "run.sh", os.X_OK)
+
+
+@pytest.mark.parametrize(("subpath", "message"), [
+    ("../..", "path '../..' must stay inside the repo ('..' is not allowed)"),
+    ("stacks/../../etc", "path 'stacks/../../etc' must stay inside the repo ('..' is not allowed)"),
+    ("/etc", "path '/etc' must be relative to the repo, not absolute"),
+    ("~/x", "path '~/x' must be relative to the repo, not absolute"),
+])
+async def test_export_refuses_paths_leaving_the_repo(synced: Any, tmp_path: Path, subpath: str, message: str) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        await synced.async_export(synced.head, subpath, tmp_path / "out")
+    assert err.value.message == message
+    assert not (tmp_path / "out").exists()
+
+
+async def test_export_refuses_symlinks_leading_out(synced: Any, remote: GitRemote, tmp_path: Path) -> None:
+    repos = synced.app.data["repos"]
+    remote.symlink("stacks/escape", "../../..", "Link out of the repo")
+    remote.symlink("stacks/c/passwd", "/etc/passwd", "Absolute link")
+    remote.symlink("stacks/d/up", "../../../outside", "Relative link out")
+    remote.symlink("stacks/e/base.env", "../../shared/base.env", "Link to shared")
+    remote.symlink("current", "stacks/b", "Link to a stack")
+    await repos.async_sync("infra", trigger="manual", reason="manual")
+    rev = synced.head
+    cases = {
+        "stacks/escape": "path 'stacks/escape' leads outside the repo through a symlink",
+        "stacks/escape/etc": "path 'stacks/escape/etc' leads outside the repo through a symlink",
+        "stacks/c": "path 'stacks/c': symlink stacks/c/passwd points to an absolute path (/etc/passwd)",
+        "stacks/d": "path 'stacks/d': symlink stacks/d/up leads outside the repo (../../../outside)",
+        "stacks/e": ("path 'stacks/e': symlink stacks/e/base.env points outside stacks/e (to shared/base.env); "
+                     "only files inside the exported folder can be used"),
+    }
+    for subpath, message in cases.items():
+        dest = tmp_path / subpath.replace("/", "_")
+        with pytest.raises(ValidationFailed) as err:
+            await synced.async_export(rev, subpath, dest)
+        assert err.value.message == message
+        assert not dest.exists() or not any(dest.iterdir())
+    # A symlink that stays inside the repo is followed.
+    await synced.async_export(rev, "current", tmp_path / "current")
+    assert (tmp_path / "current" / "compose.yaml").read_text() == "services: {b: {}}\n"
+    with pytest.raises(ValidationFailed, match="points to an absolute path"):
+        await synced.async_read_file(rev, "stacks/c/passwd")
+    with pytest.raises(ValidationFailed, match="leads outside the repo"):
+        await synced.async_has_path(rev, "stacks/escape/etc/passwd")
+
+
+async def test_read_file_has_path_and_list_dirs(synced: Any) -> None:
+    rev = synced.head
+    assert await synced.async_read_file(rev, "stacks/b/compose.yaml") == b"services: {b: {}}\n"
+    assert await synced.async_read_file(rev, "./stacks//a/conf/app.ini") == b"x=1\n"
+    with pytest.raises(NotFound):
+        await synced.async_read_file(rev, "stacks/b/missing.yaml")
+    with pytest.raises(ValidationFailed, match="is not a file"):
+        await synced.async_read_file(rev, "stacks/b")
+    with pytest.raises(ValidationFailed, match="must stay inside the repo"):
+        await synced.async_read_file(rev, "../secrets.yaml")
+    assert await synced.async_has_path(rev, "stacks/a/compose.yaml")
+    assert await synced.async_has_path(rev, "stacks/a")
+    assert not await synced.async_has_path(rev, "stacks/z")
+    assert await synced.async_list_dirs(rev, "stacks/*") == ["stacks/a", "stacks/b"]
+    assert await synced.async_list_dirs(rev, "stacks/.*") == ["stacks/.hidden"]
+    assert await synced.async_list_dirs(rev, "*/a") == ["stacks/a"]
+    assert await synced.async_list_dirs(rev, "nothing/*") == []
+    with pytest.raises(ValidationFailed):
+        await synced.async_list_dirs(rev, "../*")
+    with pytest.raises(NotFound):
+        await synced.async_read_file("0" * 40, "stacks/b/compose.yaml")
+    with pytest.raises(ValidationFailed):
+        await synced.async_read_file("--output=/tmp/x", "README.md")
