@@ -20,7 +20,7 @@
       if (!row) {
         const empty = tbody.querySelector("tr.empty");
         if (empty) empty.remove();
-        row = el("tr", { "data-run-id": String(ev.run_id) });
+        row = el("tr", { "data-run-id": String(ev.run_id), class: "new" });
         const link = el("a", { href: "/runs/" + ev.run_id }, String(ev.run_id));
         const idCell = el("td"); idCell.appendChild(link);
         row.appendChild(idCell);
@@ -34,7 +34,12 @@
       }
       const cell = row.querySelector(".run-status");
       cell.replaceChildren(badge(ev.status || "running"));
-      if (ev.reason) row.querySelector(".reason").textContent = ev.reason;
+      const reason = row.querySelector(".reason");
+      if (ev.reason) reason.textContent = ev.reason;
+      if (ev.error) {
+        reason.appendChild(el("br"));
+        reason.appendChild(el("small", { class: "bad" }, ev.error));
+      }
     });
     const active = document.getElementById("active-runs");
     if (active) {
@@ -61,7 +66,11 @@
     const proto = location.protocol === "https:" ? "wss://" : "ws://";
     const ws = new WebSocket(proto + location.host + "/api/v1/events");
     const indicator = document.getElementById("live-indicator");
-    ws.onopen = function () { if (indicator) indicator.classList.add("on"); delay = 1000; };
+    ws.onopen = function () {
+      if (indicator) indicator.classList.add("on");
+      window.dockmaster.live = true;
+      delay = 1000;
+    };
     ws.onmessage = function (msg) {
       const ev = JSON.parse(msg.data);
       if (ev.type === "run_started") upsertRun(Object.assign({ status: "running" }, ev));
@@ -71,6 +80,7 @@
     };
     ws.onclose = function () {
       if (indicator) indicator.classList.remove("on");
+      window.dockmaster.live = false;
       setTimeout(function () { connect(Math.min(delay * 2, 30000)); }, delay);
     };
   }
