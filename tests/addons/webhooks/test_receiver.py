@@ -212,3 +212,17 @@ async def test_setup_refuses_a_hook_for_an_unknown_repo(make_client: Any, remote
     assert "no repo named 'other'" in app.addon_errors["webhooks"].error
     resp = await client.post("/hooks/other", data=b"{}", headers={"Content-Type": "application/json"})
     assert resp.status in (403, 404)
+
+
+async def test_oversized_bodies_are_refused_before_parsing(make_client: Any, remote: Remote) -> None:
+    client, app = await _ready(make_client, remote, "github")
+    raw, headers = delivery("github", {"ref": "refs/heads/main", "padding": "x" * (1024 * 1024)})
+
+    async def chunks() -> Any:  # no Content-Length: the limit must hold while streaming
+        for start in range(0, len(raw), 65536):
+            yield raw[start:start + 65536]
+
+    resp = await client.post("/hooks/infra", data=chunks(), headers=headers)
+    assert resp.status == 413 and (await resp.json())["error"]["code"] == "payload_too_large"
+    await asyncio.sleep(0.1)
+    assert await webhook_syncs(app) == []
