@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from appliance.const import FINAL_STATUSES
 from appliance.core import Appliance
 from appliance.errors import Conflict, NotFound
 from appliance.events import HostRebooted, HostUpdateFailed, HostUpdateSucceeded, RebootRequired, UpdatesAvailable
@@ -68,6 +69,7 @@ class HostEngine:
         self.fan_out = DEFAULT_FAN_OUT
         self._sem: asyncio.Semaphore | None = None
         self._jobs: dict[str, asyncio.Future[Any]] = {}
+        self._runs: dict[str, Run] = {}
         # Injectable clock and poll interval: windows are read against `now()`.
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.window_poll = WINDOW_POLL
@@ -136,8 +138,10 @@ class HostEngine:
         self.host_conf(name)
         assert action in ACTIONS, action
         key = f"host:{name}"
-        while wait_busy and self.app.scheduler.busy(key) and name in self._jobs:
-            # Wait for the run in flight to end (its outcome is not ours to judge).
+        while self.app.scheduler.busy(key) and name in self._jobs:
+            # A job whose run is already final is only returning: wait for it rather than refuse.
+            if not wait_busy and self._runs[name].status not in FINAL_STATUSES:
+                break
             await asyncio.wait([self._jobs[name]])
         if self.app.scheduler.busy(key):
             raise Conflict(f"host '{name}' is busy with another run")
@@ -155,6 +159,7 @@ class HostEngine:
             raise Conflict(f"host '{name}' is busy with another run")
         self.states.get(name).last_run_id = run.id
         self._jobs[name] = submission.future
+        self._runs[name] = run
         return HostJob(run, submission.future)
 
     async def async_check_all(self, *, trigger: str = "schedule", names: list[str] | None = None) -> dict[str, str]:
@@ -182,8 +187,8 @@ class HostEngine:
         status = self.status(name)
         if status.state != FAILED:
             raise Conflict(f"host '{name}' is {status.state}, not failed")
-        return self.states.transition(name, IDLE, reason=f"acknowledged: {status.error}", error=None,
-                                      retries=0, failed_action=None)
+        return self.states.transition(name, IDLE, reason=f"acknowledged: {status.error}", retries=0,
+                                      failed_action=None)
 
     # --- the work ------------------------------------------------------------------------
 
@@ -253,7 +258,7 @@ class HostEngine:
             name, new_state, reason=reboot.reason if new_state == WAITING_REBOOT else "checked",
             pending=pending, held=held, reboot_required=reboot.required, reboot_packages=reboot.packages,
             package_manager=manager.name, inventory=inventory, boot_id=identity.boot_id,
-            pid1_start=identity.pid1_start, last_check=time.time(), error=None,
+            pid1_start=identity.pid1_start, last_check=time.time(),
         )
         if upgrades:
             names = [u.name for u in upgrades]

@@ -11,7 +11,7 @@ from typing import Any
 from appliance.core import Appliance
 from appliance.events import HostStateChanged
 
-from .const import FAILED, IDLE, PENDING
+from .const import FAILED, IDLE, PENDING, WAITING_REBOOT
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -113,6 +113,8 @@ class StateStore:
         if new_state == FAILED:
             status.error = error
             status.error_time = time.time()
+        elif new_state in (IDLE, PENDING, WAITING_REBOOT):
+            status.error = None  # recovered (or acknowledged): the error no longer describes the host
         if old != new_state:
             status.previous = old
         status.state = new_state
