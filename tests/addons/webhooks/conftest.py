@@ -138,6 +138,29 @@ class Remote:
         git(self.work, "push", "-q", "-f", "origin", branch)
         return git(self.work, "rev-parse", "HEAD")
 
+    def stage(self, files: Any, count: int) -> list[str]:
+        """Make `count` commits on a side branch (objects in the remote, main untouched); `files(i)` gives each."""
+        shas = []
+        git(self.work, "checkout", "-q", "-B", "staged")
+        for index in range(count):
+            for rel, text in files(index).items():
+                target = self.work / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            git(self.work, "add", "-A")
+            git(self.work, "commit", "-q", "-m", f"staged {index}")
+            shas.append(git(self.work, "rev-parse", "HEAD"))
+        git(self.work, "push", "-q", "-f", "origin", "staged")
+        git(self.work, "checkout", "-q", "main")
+        return shas
+
+    async def async_advance(self, sha: str) -> None:
+        """Move the remote's main to `sha` the way a push would, without blocking the loop."""
+        import asyncio
+
+        proc = await asyncio.create_subprocess_exec("git", "update-ref", "refs/heads/main", sha, cwd=self.bare)
+        assert await proc.wait() == 0
+
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:

@@ -180,11 +180,12 @@ async def test_replay_is_refused_after_a_restart(make_client: Any, remote: Remot
 
 async def test_burst_folds_into_at_most_two_syncs_at_the_newest_revision(make_client: Any, remote: Remote) -> None:
     client, app = await _ready(make_client, remote, "github", debounce="1s")
-    shas = [remote.commit("stacks/app/compose.yaml", f"services: {{n{i}: {{image: x}}}}\n") for i in range(50)]
+    shas = remote.stage(lambda i: {"stacks/app/compose.yaml": f"services: {{n{i}: {{image: x}}}}\n"}, 50)
     loop = asyncio.get_running_loop()
     started = loop.time()
     answers = []
-    for sha in shas:  # 50 valid pushes within 2 s, each for the commit that was newest when it was sent
+    for sha in shas:  # 50 valid pushes within 2 s: the remote moves, then its webhook arrives
+        await remote.async_advance(sha)
         raw, headers = delivery("github", push_body("github", "main", sha))
         resp = await client.post("/hooks/infra", data=raw, headers=headers)
         assert resp.status == 202
@@ -196,7 +197,9 @@ async def test_burst_folds_into_at_most_two_syncs_at_the_newest_revision(make_cl
     assert len({a["run_id"] for a in answers[1:]}) == 1  # one fold run stands for the whole burst
     await wait_for(lambda: settled(app))
     syncs = await webhook_syncs(app)
-    assert 1 <= len(syncs) <= 2
+    assert len(syncs) == 2
+    assert syncs[0]["details"]["revision"] == shas[0]
+    assert syncs[-1]["details"]["revision"] == shas[-1]
     assert app.data["repos"].get("infra").head == shas[-1]
     fold = await app.runs.get(answers[-1]["run_id"])
     assert fold is not None and fold["kind"] == "webhook" and fold["status"] == "succeeded"
