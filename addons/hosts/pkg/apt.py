@@ -51,6 +51,15 @@ def needs_repair(text: str) -> bool:
     return _INTERRUPTED in text
 
 
+def error_summary(text: str) -> str:
+    """The lines of apt/dpkg output that say what failed (`dpkg: error processing ...`, `E: ...`)."""
+    picked = [
+        line.strip() for line in text.splitlines()
+        if line.startswith(("E: ", "dpkg: error")) or "returned error exit status" in line
+    ]
+    return " / ".join(picked[-4:]) or " / ".join(text.strip().splitlines()[-3:])
+
+
 def parse_reboot_pkgs(text: str) -> list[str]:
     """Unique package names from /var/run/reboot-required.pkgs."""
     return list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
@@ -113,8 +122,8 @@ class AptManager(PackageManager):
         self._raise_for_lock(result)
         if result.exit_status != 0:
             hint = " (dpkg was interrupted; the next run repairs it)" if needs_repair(result.output) else ""
-            tail = " / ".join(result.output.strip().splitlines()[-3:])
-            raise CommandFailed(f"{self.conn.name}: apt-get {self.upgrade_mode} failed{hint}: {tail}", result)
+            summary = error_summary(result.output)
+            raise CommandFailed(f"{self.conn.name}: apt-get {self.upgrade_mode} failed{hint}: {summary}", result)
         return result.output
 
     async def async_reboot_required(self) -> RebootInfo:
