@@ -78,7 +78,9 @@ async def async_fleet_update(request: web.Request) -> web.Response:
 async def fleet_page(request: web.Request) -> web.Response:
     """The fleet update form with a preview of the waves for the given values."""
     updater = _updater(request)
-    form = request[QUERY_KEY]
+    query = request[QUERY_KEY]
+    form = {key: str(query.get(key) or "") for key in ("tags", "groups", "hosts", "exclude", "batch_size",
+                                                      "delay", "max_fail_percentage")}
     body = _from_form(form)
     batch = body.get("batch_size", updater.conf["apply"]["batch_size"])
     hosts = select_hosts(updater.engine, updater.conf["groups"], body["filter"])
