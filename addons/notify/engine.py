@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import apprise
-from apprise import AppriseResultStatus, NotifyFormat
+from apprise import NotifyFormat
 from prometheus_client import Counter
 
 from appliance.bus import MATCH_ALL
@@ -203,10 +203,12 @@ class NotifyEngine:
         """One attempt to one URL; returns None on success or the reason it failed."""
         assert service.notifier is not None
         try:
+            # Our limit bounds the wait and the plugin's socket timeouts bound its worker thread, so
+            # Apprise's own call deadline (2.x only) is not needed: this runs on Apprise 1.9 as well.
             result = await asyncio.wait_for(
                 service.notifier.async_notify(
                     body=message.body, title=message.title, notify_type=message.notify_type,
-                    body_format=NotifyFormat.MARKDOWN, timeout=timeout,
+                    body_format=NotifyFormat.MARKDOWN,
                 ),
                 timeout,
             )
@@ -216,9 +218,11 @@ class NotifyEngine:
             return f"{type(err).__name__}: {err}"
         if result:
             return None
-        if result.status == AppriseResultStatus.TIMEOUT:
+        # Apprise 2.x answers with an AppriseResult that keeps the service's own complaint; 1.x with False.
+        if getattr(getattr(result, "status", None), "name", "") == "TIMEOUT":
             return f"no answer within {timeout:g}s"
-        reasons = [entry.message for entry in result.logs() if entry.level in ("WARNING", "ERROR", "CRITICAL")]
+        logs = result.logs() if hasattr(result, "logs") else []
+        reasons = [entry.message for entry in logs if entry.level in ("WARNING", "ERROR", "CRITICAL")]
         return reasons[-1] if reasons else "the service did not accept the message"
 
     def _record(self, delivery: Delivery) -> None:
