@@ -15,6 +15,10 @@ if [ "$(id -u)" = 0 ] && [ "$PUID" != 0 ] && [ "${DOCKMASTER_RUN_AS_ROOT:-0}" !=
     # The socket's group (docker on most hosts, root on some): needed to talk to the engine.
     groups="$groups,$(stat -c %g "$SOCKET")"
   fi
+  # ssh refuses to run for a uid without a passwd entry, and looks for ~/.ssh in that entry's home.
+  getent group "$PGID" >/dev/null || echo "dockmaster:x:$PGID:" >>/etc/group
+  getent passwd "$PUID" >/dev/null \
+    || echo "dockmaster:x:$PUID:$PGID:Dockmaster:$CONFIG_DIR:/usr/sbin/nologin" >>/etc/passwd
   mkdir -p "$CONFIG_DIR/.dockmaster"
   # The process must read config, secrets and keys and write the data dir (a read-only mount stays as it is).
   chown -R "$PUID:$PGID" "$CONFIG_DIR" 2>/dev/null \

@@ -1,0 +1,102 @@
+"""The real image/Dockerfile builds offline, and its container serves, stays healthy and drops root."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SOCKET = "/var/run/docker.sock"
+
+
+def _wait(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def appliance_image(docker_client: Any, image_base: str, build_context: Path) -> Any:
+    """Build the appliance image from the real Dockerfile with networking off; removed afterwards."""
+    tag = f"dockmaster-test/appliance-{secrets.token_hex(4)}:1"
+    image, _logs = docker_client.images.build(
+        path=str(build_context), dockerfile="image/Dockerfile", tag=tag, network_mode="none",
+        buildargs={"BASE_IMAGE": image_base, "PIP_OPTIONS": "--no-index --find-links=/src/image/wheelhouse"},
+        rm=True, forcerm=True, pull=False,
+    )
+    yield image
+    docker_client.images.remove(image.id, force=True)
+    # The builder stage's image stays behind untagged: remove ours (labelled in the Dockerfile).
+    for leftover in docker_client.images.list(filters={"dangling": True, "label": "io.dockmaster.stage=build"}):
+        # One still in use by a concurrent build is left to that build.
+        with contextlib.suppress(docker.errors.APIError):
+            docker_client.images.remove(leftover.id)
+
+
+def test_container_writes_starter_config_serves_and_becomes_healthy(
+    docker_client: Any, appliance_image: Any, tmp_path: Path
+) -> None:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    socket_gid = Path(SOCKET).stat().st_gid
+    container = docker_client.containers.run(
+        appliance_image.id, name=f"dm-image-{secrets.token_hex(4)}", detach=True,
+        ports={"8099/tcp": ("127.0.0.1", None)},
+        volumes={str(config_dir): {"bind": "/config", "mode": "rw"}, SOCKET: {"bind": SOCKET, "mode": "rw"}},
+        environment={"TZ": "Europe/Berlin", "PUID": "1234", "PGID": "1234"},
+        # Only the interval is shortened: the test command itself is the image's own HEALTHCHECK.
+        healthcheck={"interval": 1_000_000_000, "timeout": 5_000_000_000, "retries": 3,
+                     "start_period": 30_000_000_000},
+    )
+    try:
+        def health() -> str | None:
+            container.reload()
+            if container.status == "exited":
+                raise AssertionError(container.logs().decode())
+            state = container.attrs["State"].get("Health", {}).get("Status")
+            return state if state in ("healthy", "unhealthy") else None
+
+        assert _wait(health, 90, "the health check") == "healthy", container.logs().decode()
+        port = container.attrs["NetworkSettings"]["Ports"]["8099/tcp"][0]["HostPort"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as resp:
+            assert resp.status == 200
+        logs = container.logs().decode()
+        assert "writing a starter config" in logs
+        assert "configuration is valid" in logs
+        assert "bootstrap token" in logs
+        assert (config_dir / "config.yaml").read_text().startswith("# Dockmaster starter config")
+        assert (config_dir / ".dockmaster" / "dockmaster.db").exists()
+        assert (config_dir / ".dockmaster").stat().st_uid == 1234
+
+        # The serving process runs as PUID with the socket's group, never as root.
+        # tini is PID 1; its only child is the entrypoint, which became `dockmaster run` through exec.
+        pid = container.exec_run(["cat", "/proc/1/task/1/children"]).output.decode().split()[0]
+        cmdline = container.exec_run(["cat", f"/proc/{pid}/cmdline"]).output.decode()
+        argv = cmdline.split("\0")
+        assert argv[1].endswith("/dockmaster") and argv[2:4] == ["run", "-c"], argv
+        status = container.exec_run(["cat", f"/proc/{pid}/status"]).output.decode()
+        uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+        groups = next(line.split()[1:] for line in status.splitlines() if line.startswith("Groups:"))
+        assert set(uids) == {"1234"}
+        assert str(socket_gid) in groups
+
+        # With exactly those ids, every tool `doctor` checks works, the engine through the socket included.
+        doctor = container.exec_run(
+            ["setpriv", "--reuid=1234", "--regid=1234", f"--groups=1234,{socket_gid}", "dockmaster", "doctor"]
+        )
+        assert doctor.exit_code == 0, doctor.output.decode()
+        assert "ok  docker engine" in doctor.output.decode()
+    finally:
+        container.remove(force=True)
