@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -134,7 +135,8 @@ async def main(fetches: int, every: int) -> int:
     bounded = dm_packs <= 9
     print(f"target: flat within ±20% -> {'met' if flat else 'missed'}; pack count bounded -> "
           f"{'met' if bounded else 'missed'}")
-    print(f"total {time.monotonic() - started:.0f}s; scratch folder {tmp}")
+    print(f"total {time.monotonic() - started:.0f}s")
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0 if flat and bounded else 1
 
 

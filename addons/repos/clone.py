@@ -90,7 +90,9 @@ class GitClone:
             try:
                 revision = self._fetch()
             except FetchError as err:
-                if not any(marker in "\n".join(err.output).lower() for marker in _CORRUPT_MARKERS):
+                output = "\n".join(err.output).lower()
+                # A full disk also makes reads fail; removing the clone then would only lose it.
+                if "no space left" in output or not any(marker in output for marker in _CORRUPT_MARKERS):
                     raise
                 # A damaged object store cannot heal by fetching again: start from a fresh clone.
                 self._remove("the clone's object store is damaged")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from addons.repos.clone import PACK_LIMIT
 from appliance.events import RepoSynced
@@ -126,3 +130,33 @@ async def test_pack_count_stays_bounded(make_repos_app: Any, remote: GitRemote) 
         counts.append(repo.clone.pack_count())
     assert max(counts) <= PACK_LIMIT + 1
     assert counts[-1] < PACK_LIMIT + 6
+
+
+@pytest.fixture
+def small_repos_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted where the app keeps its clones (the store stays on the normal disk)."""
+    target = tmp_path / "data" / "repos"
+    target.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(target)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield target
+    subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+async def test_disk_full_fails_in_words_and_keeps_the_clone(
+    small_repos_disk: Path, make_repos_app: Any, remote: GitRemote
+) -> None:
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
+    repo = app.data["repos"].get("infra")
+    before = repo.head
+    assert before == remote.head
+    (remote.work / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))  # incompressible, over the disk size
+    git(remote.work, "add", "big.bin")
+    remote.commit({}, "Add a large file")
+    result = await app.data["repos"].async_sync("infra", trigger="poll", reason="poll")
+    assert result.error == "cannot fetch: the disk is full (no space left on device)"
+    assert repo.head == before
+    assert git(repo.path, "rev-parse", "HEAD") == before  # the clone is still there, at the old revision
+    assert await repo.async_read_file(before, "README.md") == b"hello\n"

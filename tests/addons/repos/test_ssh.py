@@ -35,3 +35,21 @@ async def test_known_host_and_deploy_key_clone(make_repos_app: Any, remote: GitR
     new = remote.commit({"x": "1\n"}, "Over ssh")
     result = await app.data["repos"].async_sync("infra", trigger="poll", reason="poll")
     assert result.error is None and result.revision == new
+
+
+async def test_key_not_added_to_the_repo_is_refused(
+    make_repos_app: Any, remote: GitRemote, ssh_server: Any, tmp_path: Any
+) -> None:
+    import asyncssh
+
+    ssh_server.trust()
+    other = tmp_path / "other_key"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(other))
+    other.chmod(0o600)
+    url = ssh_server.url_for(remote.bare)
+    _client, app = await make_repos_app([repo_entry(url, ssh_key=str(other), known_hosts=str(ssh_server.known_hosts))])
+    runs = await settled(app)
+    assert runs[-1]["status"] == "failed"
+    assert runs[-1]["error"] == (
+        f"the ssh server refused the deploy key for {url} (is the key added to the repository?)"
+    )

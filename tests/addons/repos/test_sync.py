@@ -101,7 +101,7 @@ async def test_ten_triggers_during_a_fetch_make_two_fetches(make_repos_app: Any,
         gate.wait(30)
         return original(previous)
 
-    repo.clone.sync = slow_sync  # type: ignore[method-assign]
+    repo.clone.sync = slow_sync
     first = await manager.async_request_sync("infra", trigger="manual", reason="first")
     await wait_for(lambda: fetches == 1)
     newest = ""
