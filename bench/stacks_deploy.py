@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -51,11 +52,9 @@ def compose_text(image: str, content: str) -> str:
     stop_grace_period: 1s
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
-      interval: 10s
+      interval: 300ms
       timeout: 2s
-      retries: 2
-      start_period: 10s
-      start_interval: 100ms
+      retries: 3
 """
 
 
@@ -65,6 +64,7 @@ class Remote:
     def __init__(self, root: Path, prefix: str, count: int, image: str) -> None:
         """Create the repo and commit every stack."""
         self.bare, self.work, self.image, self.prefix = root / "remote.git", root / "work", image, prefix
+        root.mkdir(parents=True)
         git(root, "init", "-q", "--bare", "--initial-branch=main", str(self.bare))
         git(root, "init", "-q", "--initial-branch=main", str(self.work))
         git(self.work, "remote", "add", "origin", str(self.bare))
@@ -96,6 +96,7 @@ async def start_app(root: Path, remote: Remote) -> Any:
         "stacks": [{"discover": {"repo": "infra", "path": "stacks/*", "health_timeout": "60s"}},
                    {"settings": {"max_parallel": 4, "drift_check": "0 0 1 1 *"}}],
     }
+    root.mkdir(parents=True, exist_ok=True)
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     checked = check_config(path)
@@ -119,9 +120,10 @@ async def idle(app: Any, timeout: float = 600) -> None:
 
 def remove_projects(client: docker.DockerClient, prefix: str) -> None:
     """Remove every container and network of our bench projects."""
-    for container in client.containers.list(all=True, filters={"label": "com.docker.compose.project"}):
-        if container.labels.get("com.docker.compose.project", "").startswith(prefix):
-            container.remove(force=True)
+    for container in client.api.containers(all=True, filters={"label": "com.docker.compose.project"}):
+        if (container.get("Labels") or {}).get("com.docker.compose.project", "").startswith(prefix):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(container["Id"], force=True)
     for network in client.networks.list():
         if network.name.startswith(prefix):
             network.remove()
@@ -265,11 +267,13 @@ def main() -> int:
         remove_projects(client, f"dm-{prefix_a}")
         remove_projects(client, f"dm-{prefix_b}")
         remove_projects(client, f"dm-floor-{tag}")
-        for container in client.containers.list(all=True, filters={"label": "com.docker.compose.project"}):
+        for container in client.api.containers(all=True, filters={"label": "com.docker.compose.project"}):
+            labels = container.get("Labels") or {}
             # Harbormaster's projects: every container whose compose folder lies in our scratch dir.
-            if container.labels.get("com.docker.compose.project.working_dir", "").startswith(str(root)):
-                project = container.labels["com.docker.compose.project"]
-                container.remove(force=True)
+            if labels.get("com.docker.compose.project.working_dir", "").startswith(str(root)):
+                project = labels["com.docker.compose.project"]
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.api.remove_container(container["Id"], force=True)
                 for network in client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
                     network.remove()
         shutil.rmtree(root, ignore_errors=True)

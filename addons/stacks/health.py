@@ -36,14 +36,19 @@ class HealthReport:
 
 def list_project(client: Any, project: str) -> list[ContainerView]:
     """Every container of a compose project, inspected (blocks: docker SDK, run in an executor)."""
+    import docker.errors
+
     views = []
-    for container in client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"}):
-        attrs = container.attrs
+    for summary in client.api.containers(all=True, filters={"label": f"{PROJECT_LABEL}={project}"}):
+        try:
+            attrs = client.api.inspect_container(summary["Id"])
+        except docker.errors.NotFound:
+            continue  # removed between the listing and the inspect (compose recreating it)
         state = attrs.get("State", {})
         labels = attrs.get("Config", {}).get("Labels") or {}
         health = state.get("Health", {}).get("Status") if state.get("Health") else None
         views.append(ContainerView(
-            id=container.id, name=container.name, service=labels.get(SERVICE_LABEL, "?"),
+            id=attrs["Id"], name=attrs.get("Name", "").lstrip("/"), service=labels.get(SERVICE_LABEL, "?"),
             state=state.get("Status", "unknown"), health=health, exit_code=int(state.get("ExitCode") or 0),
             restart_policy=(attrs.get("HostConfig", {}).get("RestartPolicy") or {}).get("Name") or "no",
             config_hash=labels.get(CONFIG_HASH_LABEL),
@@ -55,7 +60,7 @@ def projects_named(client: Any, names: list[str]) -> dict[str, int]:
     """How many containers each of the given compose project names has (blocks: docker SDK)."""
     found: dict[str, int] = {}
     for name in names:
-        count = len(client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={name}"}))
+        count = len(client.api.containers(all=True, filters={"label": f"{PROJECT_LABEL}={name}"}))
         if count:
             found[name] = count
     return found

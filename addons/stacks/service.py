@@ -28,7 +28,8 @@ class StackService:
         if dry_run:
             reason = f"dry-run{rev} by {who}"
         else:
-            reason = f"manual deploy{rev} by {who}" if trigger in ("manual", "api") else f"deploy{rev} requested by {who}"
+            manual = trigger in ("manual", "api")
+            reason = f"manual deploy{rev} by {who}" if manual else f"deploy{rev} requested by {who}"
         run = await self.engine.async_request("dry_run" if dry_run else "deploy", name, revision=revision,
                                               trigger=trigger, reason=reason, actor=actor, force=True)
         if wait:
