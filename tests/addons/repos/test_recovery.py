@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from addons.repos.clone import PACK_LIMIT
+from addons.repos.clone import PACK_LIMIT, git_process_in
 from appliance.events import RepoSynced
 from tests.conftest import bearer
 
@@ -160,3 +162,24 @@ async def test_disk_full_fails_in_words_and_keeps_the_clone(
     assert repo.head == before
     assert git(repo.path, "rev-parse", "HEAD") == before  # the clone is still there, at the old revision
     assert await repo.async_read_file(before, "README.md") == b"hello\n"
+
+
+async def test_hung_remote_is_killed_after_fetch_timeout(make_repos_app: Any) -> None:
+    # A server that accepts the connection and then never answers.
+    writers: list[asyncio.StreamWriter] = []
+    server = await asyncio.start_server(lambda r, w: writers.append(w), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"git://127.0.0.1:{port}/infra.git"
+    try:
+        started = time.monotonic()
+        _client, app = await make_repos_app([repo_entry(url, fetch_timeout="2s")])
+        runs = await settled(app)
+        assert time.monotonic() - started < 15
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert runs[-1]["status"] == "failed"
+    assert runs[-1]["error"] == f"fetch timed out after 2s (remote {url} too slow or not answering)"
+    assert git_process_in(app.data["repos"].get("infra").path) is False  # the hung git was killed

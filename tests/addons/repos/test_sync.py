@@ -117,3 +117,35 @@ async def test_ten_triggers_during_a_fetch_make_two_fetches(make_repos_app: Any,
     assert trailing["status"] == "succeeded" and trailing["details"]["revision"] == newest
     assert repo.head == newest
     assert [r["id"] for r in runs[-2:]] == [first, ids[0]]
+
+
+async def test_poll_job_shares_the_sync_key(make_repos_app: Any, remote: GitRemote) -> None:
+    _client, app = await make_repos_app([repo_entry(remote.bare, poll="*/5 * * * *")])
+    job = app.scheduler.jobs["repo-poll:infra"]
+    assert job.key == "repo:infra" and job.cron == "*/5 * * * *"
+    new = remote.commit({"p": "1\n"}, "Polled")
+    result = await job.factory()
+    assert result.revision == new
+    run = await app.runs.get(result.run_id)
+    assert run["trigger"] == "poll" and run["reason"] == f"poll found 1 new commit: {new[:7]} Polled"
+    # A poll arriving while a webhook's run waits joins that run instead of making another.
+    manager = app.data["repos"]
+    gate, entered = threading.Event(), threading.Event()
+    original = manager.get("infra").clone.sync
+
+    def held(previous: str | None) -> Any:
+        entered.set()
+        gate.wait(30)
+        return original(previous)
+
+    manager.get("infra").clone.sync = held
+    await manager.async_request_sync("infra", trigger="manual", reason="busy")
+    await wait_for(entered.is_set)
+    queued = await manager.async_request_sync("infra", trigger="webhook", reason="push")
+    submission = app.scheduler.submit("repo:infra", job.factory)
+    assert submission.outcome == "coalesced"
+    gate.set()
+    folded = await submission.future
+    assert folded.run_id == queued
+    runs = await settled(app)
+    assert [r["trigger"] for r in runs] == ["startup", "poll", "manual", "webhook"]
