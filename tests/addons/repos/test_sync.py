@@ -149,3 +149,12 @@ async def test_poll_job_shares_the_sync_key(make_repos_app: Any, remote: GitRemo
     assert folded.run_id == queued
     runs = await settled(app)
     assert [r["trigger"] for r in runs] == ["startup", "poll", "manual", "webhook"]
+
+
+async def test_relative_local_path_is_read_from_the_config_folder(
+    make_repos_app: Any, remote: GitRemote, tmp_path: Any
+) -> None:
+    relative = "./" + str(remote.bare.relative_to(tmp_path))
+    _client, app = await make_repos_app([repo_entry(relative, poll="*/2 * * * *", fetch_timeout="60s")])
+    repo = app.data["repos"].get("infra")
+    assert repo.url == str(remote.bare) and repo.head == remote.head
