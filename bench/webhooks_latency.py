@@ -53,7 +53,7 @@ async def _load(url: str, rate: float, seconds: float, signed: bool) -> list[flo
             headers = {"Content-Type": "application/json", "X-GitHub-Event": "push",
                        "X-GitHub-Delivery": str(uuid.uuid4())}
             if signed:
-                digest = hmac.new(SECRET_ENV().encode(), body, hashlib.sha256).hexdigest()
+                digest = hmac.new(_child_secret().encode(), body, hashlib.sha256).hexdigest()
                 headers["X-Hub-Signature-256"] = f"sha256={digest}"
             async with session.post(url, data=body, headers=headers) as resp:
                 await resp.read()
@@ -65,7 +65,8 @@ async def _load(url: str, rate: float, seconds: float, signed: bool) -> list[flo
     return latencies
 
 
-def SECRET_ENV() -> str:  # noqa: N802 - the child reads the secret from its environment
+def _child_secret() -> str:
+    """The child process reads the webhook secret from its environment."""
     return os.environ["BENCH_WEBHOOK_SECRET"]
 
 
@@ -117,7 +118,8 @@ def _compose(image: str, delay: int, tag: str) -> str:
     return f"""services:
   web:
     image: {image}
-    command: ["sh", "-c", "sleep {delay}; mkdir -p /www && echo {tag} > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    command: ["sh", "-c", "sleep {delay}; mkdir -p /www && echo {tag} > /www/index.html &&
+              exec httpd -f -p 8080 -h /www"]
     ports: ["127.0.0.1::8080"]
     stop_grace_period: 1s
     healthcheck:
@@ -252,6 +254,8 @@ async def _main(rate: float, seconds: float, idle: bool) -> None:
             busy = [f"{r.kind} #{r.id}" for r in app.runs.active.values() if r.status == "running"]
             dm = await _measure(url, rate, seconds, signed=True)
             still = [f"{r.kind} #{r.id}" for r in app.runs.active.values() if r.status == "running"]
+            if not idle and not still:
+                print("  (note: the long work ended before the measurement did)")
         finally:
             stop.set()
             await monitor
@@ -270,7 +274,8 @@ async def _main(rate: float, seconds: float, idle: bool) -> None:
     print(f"  event-loop lag in the Dockmaster process: p99 {lags[int(len(lags) * 0.99)] * 1000:.1f} ms, "
           f"max {lags[-1] * 1000:.1f} ms (stalls from work sharing the loop, not from the webhook handler)")
     verdict = "meets" if dm["p99"] < 50 else "MISSES"
-    print(f"  target p99 < 50 ms: {verdict} ({dm['p99']:.2f} ms; {dm['p99'] / max(hello['p99'], 1e-6):.1f}x the floor's p99)")
+    ratio = dm["p99"] / max(hello["p99"], 1e-6)
+    print(f"  target p99 < 50 ms: {verdict} ({dm['p99']:.2f} ms; {ratio:.1f}x the floor's p99)")
 
 
 def main() -> None:
