@@ -18,6 +18,9 @@ _LOGGER = logging.getLogger(__name__)
 QUEUE_BYTES = 1024 * 1024
 LINE_OVERHEAD = 64  # rough per-line cost of a str in the queue, so short lines count too
 BATCH_LINES = 500
+# Docker hands over one line per frame; waiting this long after the first one sends a busy log in a few
+# large frames (about 50 a second at most) instead of one frame per line.
+FRAME_INTERVAL = 0.02
 _END = None
 
 
@@ -163,6 +166,8 @@ class LogFollower:
                     break
                 lines: list[str] = []
                 dropped = 0
+                if self.queue.empty():
+                    await asyncio.sleep(FRAME_INTERVAL)
                 # Take whatever else is already waiting, so a busy stream goes out in few frames.
                 while True:
                     if item is self._drop_slot:
