@@ -31,7 +31,7 @@ async def test_list_filter_and_show(make_client) -> None:
     assert (await resp.json())["hosts"] == []
     resp = await client.get("/api/v1/hosts/db-1", headers=bearer("read"))
     host = await resp.json()
-    assert (host["user"], host["become"] if "become" in host else "none", host["upgrade"]) == ("root", "none", "upgrade")
+    assert (host["user"], host["upgrade"], host["auto_reboot"]) == ("root", "upgrade", False)
     resp = await client.get("/api/v1/hosts/nope", headers=bearer("read"))
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
     resp = await client.get("/api/v1/hosts?state=bogus", headers=bearer("read"))

@@ -47,7 +47,7 @@ async def test_changed_key_refused(make_client, host_fleet, key_host, tmp_path: 
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{key_host.port} {other}\n")
     logins = _logins(key_host)
-    run, state = await _check(make_client, host_fleet.host_config(key_host, known, host_key_check="accept-new"))
+    run, _ = await _check(make_client, host_fleet.host_config(key_host, known, host_key_check="accept-new"))
     assert run["status"] == "failed"
     assert "has CHANGED" in run["error"] and "known_hosts" in run["error"]
     assert _logins(key_host) == logins

@@ -36,7 +36,7 @@ async def test_held_lock_defers_then_succeeds(make_client, host_fleet, tmp_path:
         assert "deferred" in run["error"] and "held by process" in run["error"]
         state = await host_state(client, name)
         assert state["state"] == "deferred" and "lock-frontend is held by process" in state["reason"]
-        code, out = host.exec("dpkg-query", "-W", "-f", "${Version}", "dm-demo")
+        _, out = host.exec("dpkg-query", "-W", "-f", "${Version}", "dm-demo")
         assert out == "1"
         holder.terminate()
         await conn.run(shlex.join(["sudo", "-n", "pkill", "-f", "fcntl.lockf"]))

@@ -25,7 +25,8 @@ async def test_fleet_stops_after_failing_wave(make_client, host_fleet, tmp_path:
     confs = [host_fleet.host_config(h, known, tags=["web"]) for h in hosts]
     client = await make_client({
         "hosts": confs,
-        "updates": {"apply": {"batch_size": 2, "max_fail_percentage": 0}, "groups": {"all": [c["name"] for c in confs]}},
+        "updates": {"apply": {"batch_size": 2, "max_fail_percentage": 0},
+                    "groups": {"all": [c["name"] for c in confs]}},
     })
     body = {"batch_size": 2, "delay": "0s", "max_fail_percentage": 0, "dry_run": False,
             "filter": {"tags": ["web"], "groups": [], "hosts": [], "exclude": []}}
