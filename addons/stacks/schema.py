@@ -139,4 +139,8 @@ def _validate(value: Any) -> dict[str, Any]:
     return {"stacks": stacks, "discover": discover, "settings": settings or SETTINGS_SCHEMA({})}
 
 
-CONFIG_SCHEMA = vol.Schema(_validate)
+# `_validate` sorts the items and locates errors by list index; the second schema states the shape it
+# returns (the same validators again, which accept their own output) so the keys are inspectable.
+CONFIG_SCHEMA = vol.Schema(vol.All(_validate, vol.Schema({
+    "stacks": [STACK_SCHEMA], "discover": [DISCOVER_SCHEMA], "settings": SETTINGS_SCHEMA,
+})))

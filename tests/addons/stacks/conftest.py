@@ -147,7 +147,7 @@ def served(docker_client: Any, project: str, service: str = "web") -> str:
         "label": [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]})[0]
     container.reload()
     port = container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
         return resp.read().decode().strip()
 
 
@@ -158,7 +158,9 @@ StackApp = Callable[..., Awaitable[tuple[TestClient, Appliance]]]
 def stacks_app(make_client: Any, remote: GitRemote, cleanup_projects: list[str]) -> StackApp:
     """Start the real app with the repos addon on `remote` and the given `stacks:` entries."""
 
-    async def _start(stacks: list[dict[str, Any]], *, settle: bool = True, **extra: Any) -> tuple[TestClient, Appliance]:
+    async def _start(
+        stacks: list[dict[str, Any]], *, settle: bool = True, **extra: Any
+    ) -> tuple[TestClient, Appliance]:
         for entry in stacks:
             if "name" in entry:
                 cleanup_projects.extend([f"dm-{entry['name']}", entry["name"]])

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import GitRemote, StackApp, container_ids, httpd_compose, served, sync
+from .conftest import GitRemote, StackApp, container_ids, served, sync
 
 pytestmark = pytest.mark.docker
 
