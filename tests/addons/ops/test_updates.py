@@ -26,7 +26,15 @@ def _push(docker_client, ref: str) -> str:
 
 
 @pytest.fixture
-def compose_stack(tmp_path: Path, compose_argv):
+def image_ref(docker_client, local_registry):
+    """A fresh repository in the local registry; every image of it is removed after the stacks are down."""
+    ref = f"{local_registry}/{unique('dmops-img')}:stable"
+    yield ref
+    _remove_repo(docker_client, ref)
+
+
+@pytest.fixture
+def compose_stack(tmp_path: Path, compose_argv, image_ref):
     """Start `dm-<stack>` compose projects running one image; brought down afterwards."""
     started: list[tuple[str, Path]] = []
 
@@ -49,6 +57,13 @@ def compose_stack(tmp_path: Path, compose_argv):
                        capture_output=True, timeout=120)
 
 
+def _remove_repo(docker_client, ref: str) -> None:
+    """Remove every image of the test repository (older pushes stay behind as digest references)."""
+    repo = ref.rsplit(":", 1)[0]
+    for image in docker_client.images.list(name=repo):
+        docker_client.images.remove(image.id, force=True)
+
+
 def _running_image(docker_client, stack: str) -> str:
     [container] = docker_client.containers.list(filters={"label": [f"io.dockmaster.stack={stack}"]})
     return container.attrs["Image"]
@@ -61,94 +76,88 @@ async def _check(client, stack: str) -> dict:
 
 
 async def test_new_push_is_reported_and_applied_in_the_window(
-    make_client, docker_client, busybox_image, local_registry, compose_stack
+    make_client, docker_client, busybox_image, image_ref, compose_stack
 ) -> None:
-    ref = f"{local_registry}/{unique('dmops-img')}:stable"
+    ref = image_ref
     stacks = [unique("dmops-upa"), unique("dmops-upb")]
-    try:
-        build_image(docker_client, busybox_image, ref, "v1")
-        old_digest = _push(docker_client, ref)
-        old_id = docker_client.images.get(ref).id
-        for stack in stacks:
-            compose_stack(stack, ref)
-        client = await make_client({
-            "windows": {"dmops-open": {"cron": "* * * * *", "duration": "1h"}},
-            "ops": {"image_check": "0 0 1 1 *", "disk_check": "0 0 1 1 *", "auto_update": False},
-        })
-        app = client.server.app[APPLIANCE_KEY]
-        fired: list = []
-        app.bus.async_listen("image_update_available", fired.append)
-        status = await _check(client, stacks[0])
-        assert status["update_available"] is False
-        assert status["images"][0]["status"] == "current" and status["images"][0]["local_digest"] == old_digest
+    build_image(docker_client, busybox_image, ref, "v1")
+    old_digest = _push(docker_client, ref)
+    old_id = docker_client.images.get(ref).id
+    for stack in stacks:
+        compose_stack(stack, ref)
+    client = await make_client({
+        "windows": {"dmops-open": {"cron": "* * * * *", "duration": "1h"}},
+        "ops": {"image_check": "0 0 1 1 *", "disk_check": "0 0 1 1 *", "auto_update": False},
+    })
+    app = client.server.app[APPLIANCE_KEY]
+    fired: list = []
+    app.bus.async_listen("image_update_available", fired.append)
+    status = await _check(client, stacks[0])
+    assert status["update_available"] is False
+    assert status["images"][0]["status"] == "current" and status["images"][0]["local_digest"] == old_digest
 
-        new_id = build_image(docker_client, busybox_image, ref, "v2")
-        new_digest = _push(docker_client, ref)
-        assert new_digest != old_digest and new_id != old_id
-        for stack in stacks:
-            status = await _check(client, stack)
-            assert status["update_available"] is True
-            assert status["images"][0] | {"error": None} == {
-                "image": ref, "local_digest": old_digest, "remote_digest": new_digest,
-                "status": "update_available", "error": None}
-        assert sorted(e.stack for e in fired) == sorted(stacks)
-        updates = await (await client.get("/api/v1/ops/updates", headers=bearer("read"))).json()
-        assert set(stacks) <= set(updates["updates_available"])
+    new_id = build_image(docker_client, busybox_image, ref, "v2")
+    new_digest = _push(docker_client, ref)
+    assert new_digest != old_digest and new_id != old_id
+    for stack in stacks:
+        status = await _check(client, stack)
+        assert status["update_available"] is True
+        assert status["images"][0] | {"error": None} == {
+            "image": ref, "local_digest": old_digest, "remote_digest": new_digest,
+            "status": "update_available", "error": None}
+    assert sorted(e.stack for e in fired) == sorted(stacks)
+    updates = await (await client.get("/api/v1/ops/updates", headers=bearer("read"))).json()
+    assert set(stacks) <= set(updates["updates_available"])
 
-        # Apply in the window: pull + recreate each stack; the containers then run the new image.
-        for stack in stacks:
-            resp = await client.post("/api/v1/ops/stack_update", json={"target": stack}, headers=bearer("deploy"))
-            assert resp.status == 202, await resp.text()
-            run_id = (await resp.json())["run_id"]
-            deadline = time.monotonic() + 60
-            while run_id in app.runs.active and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            run = await app.runs.get(run_id)
-            assert run["status"] == "succeeded", run["log"]
-            assert _running_image(docker_client, stack) == new_id
-            assert (await _check(client, stack))["update_available"] is False
-        rows = await audit_rows(client, "op:stack_update")
-        assert {r["target"] for r in rows} == set(stacks) and {r["actor"] for r in rows} == {"token:t-deploy"}
-    finally:
-        docker_client.images.remove(ref, force=True)
+    # Apply in the window: pull + recreate each stack; the containers then run the new image.
+    for stack in stacks:
+        resp = await client.post("/api/v1/ops/stack_update", json={"target": stack}, headers=bearer("deploy"))
+        assert resp.status == 202, await resp.text()
+        run_id = (await resp.json())["run_id"]
+        deadline = time.monotonic() + 60
+        while run_id in app.runs.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        run = await app.runs.get(run_id)
+        assert run["status"] == "succeeded", run["log"]
+        assert _running_image(docker_client, stack) == new_id
+        assert (await _check(client, stack))["update_available"] is False
+    rows = await audit_rows(client, "op:stack_update")
+    assert {r["target"] for r in rows} == set(stacks) and {r["actor"] for r in rows} == {"token:t-deploy"}
 
 
 @pytest.mark.parametrize("window_open", [True, False], ids=["window-open", "window-closed"])
 async def test_auto_update_runs_only_inside_the_window(
-    make_client, docker_client, busybox_image, local_registry, compose_stack, window_open
+    make_client, docker_client, busybox_image, image_ref, compose_stack, window_open
 ) -> None:
-    ref = f"{local_registry}/{unique('dmops-img')}:stable"
+    ref = image_ref
     stack = unique("dmops-upw")
-    try:
-        build_image(docker_client, busybox_image, ref, "v1")
-        _push(docker_client, ref)
-        compose_stack(stack, ref)
-        old_id = _running_image(docker_client, stack)
-        new_id = build_image(docker_client, busybox_image, ref, "v2")
-        _push(docker_client, ref)
-        cron = "* * * * *" if window_open else "0 0 1 1 *"
-        client = await make_client({
-            "windows": {"dmops-win": {"cron": cron, "duration": "1h"}},
-            "ops": {"image_check": "0 0 1 1 *", "disk_check": "0 0 1 1 *", "auto_update": True,
-                    "update_window": "dmops-win"},
-        })
-        app = client.server.app[APPLIANCE_KEY]
-        assert (await _check(client, stack))["update_available"] is True
-        runs = await app.runs.list(kind="operation", target=f"stack_update:{stack}")
-        assert len(runs) == 1 and runs[0]["actor"] == "system:ops:auto-update"
-        if window_open:
-            deadline = time.monotonic() + 60
-            while runs[0]["id"] in app.runs.active and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-            assert (await app.runs.get(runs[0]["id"]))["status"] == "succeeded"
-            assert _running_image(docker_client, stack) == new_id
-            return
-        assert runs[0]["status"] == "queued"
-        assert runs[0]["reason"].startswith("waiting for window dmops-win at ")
-        await asyncio.sleep(0.5)
-        assert _running_image(docker_client, stack) == old_id
-        # A second check does not queue a second update for the same stack.
-        await _check(client, stack)
-        assert len(await app.runs.list(kind="operation", target=f"stack_update:{stack}")) == 1
-    finally:
-        docker_client.images.remove(ref, force=True)
+    build_image(docker_client, busybox_image, ref, "v1")
+    _push(docker_client, ref)
+    compose_stack(stack, ref)
+    old_id = _running_image(docker_client, stack)
+    new_id = build_image(docker_client, busybox_image, ref, "v2")
+    _push(docker_client, ref)
+    cron = "* * * * *" if window_open else "0 0 1 1 *"
+    client = await make_client({
+        "windows": {"dmops-win": {"cron": cron, "duration": "1h"}},
+        "ops": {"image_check": "0 0 1 1 *", "disk_check": "0 0 1 1 *", "auto_update": True,
+                "update_window": "dmops-win"},
+    })
+    app = client.server.app[APPLIANCE_KEY]
+    assert (await _check(client, stack))["update_available"] is True
+    runs = await app.runs.list(kind="operation", target=f"stack_update:{stack}")
+    assert len(runs) == 1 and runs[0]["actor"] == "system:ops:auto-update"
+    if window_open:
+        deadline = time.monotonic() + 60
+        while runs[0]["id"] in app.runs.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert (await app.runs.get(runs[0]["id"]))["status"] == "succeeded"
+        assert _running_image(docker_client, stack) == new_id
+        return
+    assert runs[0]["status"] == "queued"
+    assert runs[0]["reason"].startswith("waiting for window dmops-win at ")
+    await asyncio.sleep(0.5)
+    assert _running_image(docker_client, stack) == old_id
+    # A second check does not queue a second update for the same stack.
+    await _check(client, stack)
+    assert len(await app.runs.list(kind="operation", target=f"stack_update:{stack}")) == 1
