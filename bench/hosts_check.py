@@ -1,0 +1,160 @@
+"""Benchmark: "check for updates" on N SSH test hosts at fan-out 20 and 5, next to ansible-core.
+
+Usage: .venv/bin/python -m bench.hosts_check [--hosts 50] [--ansible /tmp/dm-ansible-venv/bin/ansible]
+Loopback only: the hosts are the Debian test containers of tests/support/hosts on 127.0.0.1 ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import yaml
+
+from appliance.config import check_config
+from appliance.http.app import async_build_appliance
+from tests.support.hosts.fleet import HostFleet
+
+TIME_LIMIT = 900  # the whole benchmark stops after 15 minutes
+
+
+def rss_kb() -> int:
+    """Resident memory of this process in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def write_config(folder: Path, fleet: HostFleet, known: Path, fan_out: int) -> Path:
+    """A config with every started host, for one fresh appliance."""
+    config = {
+        "dockmaster": {"name": "bench", "data_dir": str(folder / "data"), "time_zone": "UTC"},
+        "http": {"host": "127.0.0.1", "port": 8099},
+        "auth": {"users": [], "tokens": []},
+        "hosts": [fleet.host_config(h, known) for h in fleet.hosts],
+        "updates": {"fan_out": fan_out},
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def dockmaster_round(folder: Path, fleet: HostFleet, known: Path, fan_out: int) -> dict[str, Any]:
+    """Check every host once at `fan_out`; wall time, slowest host run, memory growth per host."""
+    folder.mkdir(parents=True, exist_ok=True)
+    app = await async_build_appliance(check_config(write_config(folder, fleet, known, fan_out)), oneshot=True)
+    engine = app.data["hosts"]
+    before = rss_kb()
+    started = time.perf_counter()
+    results = await engine.async_check_all(trigger="manual")
+    wall = time.perf_counter() - started
+    growth = rss_kb() - before
+    runs = await app.runs.list(kind="host_check", limit=1000)
+    durations = [r["finished"] - r["started"] for r in runs if r["finished"] and r["started"]]
+    await app.async_stop()
+    await app.store.async_close()
+    failed = [n for n, s in results.items() if s != "succeeded"]
+    return {"wall": wall, "slowest_in_run": max(durations), "growth_kb_per_host": growth / len(fleet.hosts),
+            "failed": failed}
+
+
+async def single_host_times(folder: Path, fleet: HostFleet, known: Path, sample: int) -> list[float]:
+    """Check `sample` hosts one at a time (nothing else running): the single-host baseline."""
+    folder.mkdir(parents=True, exist_ok=True)
+    app = await async_build_appliance(check_config(write_config(folder, fleet, known, 1)), oneshot=True)
+    engine = app.data["hosts"]
+    times = []
+    for name in list(engine.conf)[:sample]:
+        started = time.perf_counter()
+        await engine.async_check_all(trigger="manual", names=[name])
+        times.append(time.perf_counter() - started)
+    await app.async_stop()
+    await app.store.async_close()
+    return times
+
+
+def ansible_round(ansible: str, fleet: HostFleet, known: Path, folder: Path, forks: int) -> float | None:
+    """The same read-only check with ansible-core: `apt-get -s upgrade` on every host."""
+    inventory = folder / "inventory.ini"
+    lines = ["[fleet]"] + [
+        f"{h.name} ansible_host=127.0.0.1 ansible_port={h.port} ansible_user=dm" for h in fleet.hosts
+    ]
+    lines += ["[fleet:vars]", f"ansible_ssh_private_key_file={fleet.key_path}",
+              "ansible_python_interpreter=/usr/bin/python3",
+              f"ansible_ssh_common_args='-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes'"]
+    inventory.write_text("\n".join(lines) + "\n")
+    (folder / "ansible.cfg").write_text("[defaults]\n")
+    env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_CONFIG": str(folder / "ansible.cfg"),
+           "ANSIBLE_LOCAL_TEMP": str(folder / "ansible-tmp")}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [ansible, "fleet", "-i", str(inventory), "-f", str(forks), "-o", "-m", "command", "-a", "apt-get -s upgrade"],
+        env=env, capture_output=True, text=True, timeout=TIME_LIMIT,
+    )
+    wall = time.perf_counter() - started
+    ok = done.stdout.count("| CHANGED") + done.stdout.count("| SUCCESS")
+    if ok != len(fleet.hosts):
+        print(f"  ansible forks={forks}: only {ok}/{len(fleet.hosts)} hosts answered\n{done.stderr[-500:]}")
+        return None
+    return wall
+
+
+async def main() -> None:
+    """Start the hosts, run every round, print the figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--ansible", default="/tmp/dm-ansible-venv/bin/ansible")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dm-bench-hosts-"))
+    fleet = HostFleet(docker.from_env(timeout=300))
+    try:
+        started = time.perf_counter()
+        fleet.start(args.hosts)
+        print(f"started {args.hosts} SSH hosts on 127.0.0.1 in {time.perf_counter() - started:.1f}s")
+        known = fleet.write_known_hosts(work / "known_hosts")
+        # Warm-up: every host's apt lists are fetched once so each round does the same work.
+        await dockmaster_round(work / "warm", fleet, known, 20)
+        single = await single_host_times(work / "single", fleet, known, sample=10)
+        slowest = max(single)
+        print(f"single host alone (10 hosts, one at a time): median {sorted(single)[len(single) // 2]:.2f}s, "
+              f"slowest {slowest:.2f}s")
+        rows = []
+        for fan_out in (20, 5):
+            result = await dockmaster_round(work / f"fan{fan_out}", fleet, known, fan_out)
+            rows.append((f"dockmaster fan-out {fan_out}", result["wall"]))
+            print(f"dockmaster fan-out {fan_out:>2}: wall {result['wall']:.2f}s, slowest host run in it "
+                  f"{result['slowest_in_run']:.2f}s, memory growth {result['growth_kb_per_host']:.0f} KiB/host, "
+                  f"failed {len(result['failed'])}")
+            if fan_out == 20:
+                target = slowest + 2.0
+                print(f"  target wall <= slowest single host + 2 s = {target:.2f}s: "
+                      f"{'met' if result['wall'] <= target else 'NOT met'}; memory < 1 MiB/host: "
+                      f"{'met' if result['growth_kb_per_host'] < 1024 else 'NOT met'}")
+        if shutil.which(args.ansible) or Path(args.ansible).exists():
+            for forks in (5, 20):
+                answer = ansible_round(args.ansible, fleet, known, work, forks)
+                if answer is not None:
+                    rows.append((f"ansible-core forks {forks}", answer))
+                    print(f"ansible-core forks {forks:>2}: wall {answer:.2f}s (apt-get -s upgrade only)")
+        else:
+            print(f"ansible not found at {args.ansible}: python3 -m venv /tmp/dm-ansible-venv && "
+                  "/tmp/dm-ansible-venv/bin/pip install ansible-core")
+        print("\nside by side (same hosts, same run):")
+        for label, wall in rows:
+            print(f"  {label:<24} {wall:7.2f}s  {args.hosts / wall:6.1f} hosts/s")
+    finally:
+        fleet.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(asyncio.wait_for(main(), TIME_LIMIT))
