@@ -42,13 +42,15 @@ def compose_stack(tmp_path: Path, compose_argv, image_ref):
         folder = tmp_path / stack
         folder.mkdir()
         (folder / "compose.yaml").write_text(yaml.safe_dump({"services": {"web": {
-            "image": image, "command": ["sh", "-c", TICKER],
+            # No network: the shared engine's address pools are scarce, and the ticker needs none.
+            "image": image, "command": ["sh", "-c", TICKER.replace("$", "$$")], "network_mode": "none",
             "labels": {"io.dockmaster.managed": "true", "io.dockmaster.stack": stack},
         }}}))
         project = f"dm-{stack}"
         started.append((project, folder))
-        subprocess.run([*compose_argv, "-p", project, "--project-directory", str(folder), "-f",
-                        str(folder / "compose.yaml"), "up", "-d"], check=True, capture_output=True, timeout=120)
+        out = subprocess.run([*compose_argv, "-p", project, "--project-directory", str(folder), "-f",
+                              str(folder / "compose.yaml"), "up", "-d"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "Started" in out.stderr + out.stdout, out.stderr + out.stdout
         return project
 
     yield _up
