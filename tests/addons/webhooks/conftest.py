@@ -155,11 +155,11 @@ class Remote:
         return shas
 
     async def async_advance(self, sha: str) -> None:
-        """Move the remote's main to `sha` the way a push would, without blocking the loop."""
-        import asyncio
-
-        proc = await asyncio.create_subprocess_exec("git", "update-ref", "refs/heads/main", sha, cwd=self.bare)
-        assert await proc.wait() == 0
+        """Move the remote's main to `sha` the way a push does: a loose ref replaced atomically."""
+        ref = self.bare / "refs" / "heads" / "main"
+        staging = ref.with_name("main.lock")
+        staging.write_text(sha + "\n")
+        staging.replace(ref)
 
 
 @pytest.fixture

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
+import docker
 import pytest
 
 from appliance.keys import APPLIANCE_KEY
@@ -25,10 +27,10 @@ def stack_names(docker_client: Any) -> Iterator[dict[str, str]]:
     yield names
     for name in names.values():
         label = f"com.docker.compose.project=dm-{name}"
-        for container in docker_client.containers.list(all=True, filters={"label": label}):
-            container.remove(force=True)
-        for network in docker_client.networks.list(filters={"label": label}):
-            network.remove()
+        for item in [*docker_client.containers.list(all=True, filters={"label": label}),
+                     *docker_client.networks.list(filters={"label": label})]:
+            with contextlib.suppress(docker.errors.NotFound):  # already gone (compose removed it meanwhile)
+                item.remove(**({"force": True} if hasattr(item, "image") else {}))
 
 
 async def _deploys(app: Any, name: str) -> list[dict[str, Any]]:

