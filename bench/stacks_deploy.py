@@ -52,7 +52,7 @@ def compose_text(image: str, content: str) -> str:
     stop_grace_period: 1s
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
-      interval: 300ms
+      interval: 1s
       timeout: 2s
       retries: 3
 """
@@ -129,27 +129,31 @@ def remove_projects(client: docker.DockerClient, prefix: str) -> None:
             network.remove()
 
 
-def floor(argv: list[str], workdir: Path, project: str, image: str, rounds: int) -> tuple[float, float]:
-    """Median time of a hand-run `up -d` and `up -d --wait` that recreates one changed service."""
-    plain, waited = [], []
-    base = [*argv, "-p", project, "-f", str(workdir / "compose.yaml")]
-    (workdir / "compose.yaml").write_text(compose_text(image, "f0"))
-    subprocess.run([*base, "up", "-d", "--wait"], check=True, capture_output=True)
-    for index in range(rounds):
-        (workdir / "compose.yaml").write_text(compose_text(image, f"p{index}"))
+class Floor:
+    """The same change done by hand: `docker compose up -d` (and `--wait`) recreating one service."""
+
+    def __init__(self, argv: list[str], workdir: Path, project: str, image: str) -> None:
+        """Start the hand-run project once (not timed)."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir, self.image = workdir, image
+        self.base = [*argv, "-p", project, "-f", str(workdir / "compose.yaml")]
+        (workdir / "compose.yaml").write_text(compose_text(image, "f0"))
+        subprocess.run([*self.base, "up", "-d", "--wait"], check=True, capture_output=True)
+
+    def time(self, content: str, *, wait: bool) -> float:
+        """Change the content and time one `up -d` (with `--wait` when asked)."""
+        (self.workdir / "compose.yaml").write_text(compose_text(self.image, content))
         start = time.perf_counter()
-        subprocess.run([*base, "up", "-d"], check=True, capture_output=True)
-        plain.append(time.perf_counter() - start)
-        subprocess.run([*base, "up", "-d", "--wait"], check=True, capture_output=True)
-        (workdir / "compose.yaml").write_text(compose_text(image, f"w{index}"))
-        start = time.perf_counter()
-        subprocess.run([*base, "up", "-d", "--wait"], check=True, capture_output=True)
-        waited.append(time.perf_counter() - start)
-    subprocess.run([*base, "down", "-t", "1"], check=True, capture_output=True)
-    return statistics.median(plain), statistics.median(waited)
+        subprocess.run([*self.base, "up", "-d", *(["--wait"] if wait else [])], check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    def down(self) -> None:
+        """Remove the hand-run project."""
+        subprocess.run([*self.base, "down", "-t", "1"], check=True, capture_output=True)
 
 
-async def bench_one_changed(root: Path, image: str, count: int, rounds: int, prefix: str) -> dict[str, Any]:
+async def bench_one_changed(root: Path, image: str, count: int, rounds: int, prefix: str,
+                            floor: Floor) -> dict[str, Any]:
     """(a) one changed stack of `count`: trigger → healthy, against the hand-run floor."""
     remote = Remote(root / "git20", prefix, count, image)
     app = await start_app(root / "app20", remote)
@@ -159,9 +163,12 @@ async def bench_one_changed(root: Path, image: str, count: int, rounds: int, pre
         initial = time.perf_counter() - started
         engine = app.data["stacks"].engine
         target = remote.names[count // 3]
-        times = []
+        times, plain, waited = [], [], []
         calls = 0
         for index in range(rounds):
+            # The floor runs in the same round, under the same load (the other stacks keep running).
+            plain.append(await asyncio.to_thread(floor.time, f"p{index}", wait=False))
+            waited.append(await asyncio.to_thread(floor.time, f"w{index}", wait=True))
             remote.write(target, f"v{index + 1}")
             sha = remote.commit(f"change {target} #{index}")
             before = engine.compose.stats.calls
@@ -172,7 +179,8 @@ async def bench_one_changed(root: Path, image: str, count: int, rounds: int, pre
             calls = engine.compose.stats.calls - before
             state = engine.states.get(target)
             assert state.deployed_revision == sha and state.health == "healthy", state
-        return {"initial": initial, "dm": statistics.median(times), "calls": calls, "app": app, "remote": remote}
+        return {"initial": initial, "dm": statistics.median(times), "calls": calls, "app": app, "remote": remote,
+                "plain": statistics.median(plain), "waited": statistics.median(waited)}
     except BaseException:
         await stop(app)
         raise
@@ -252,9 +260,12 @@ def main() -> int:
     prefix_a, prefix_b = f"bsa{tag}", f"bsb{tag}"
     root = Path(tempfile.mkdtemp(prefix="dm-bench-stacks-"))
     try:
-        a = asyncio.run(_run_a(root, image, args, prefix_a))
-        (root / "floor").mkdir()
-        plain, waited = floor(argv, root / "floor", f"dm-floor-{tag}", image, args.rounds)
+        floor = Floor(argv, root / "floor", f"dm-floor-{tag}", image)
+        try:
+            a = asyncio.run(_run_a(root, image, args, prefix_a, floor))
+        finally:
+            floor.down()
+        plain, waited = a["plain"], a["waited"]
         hm = None
         if not args.no_harbormaster:
             remove_projects(client, f"dm-{prefix_a}")
@@ -303,8 +314,8 @@ def main() -> int:
     return 0
 
 
-async def _run_a(root: Path, image: str, args: argparse.Namespace, prefix: str) -> dict[str, Any]:
-    result = await bench_one_changed(root, image, args.stacks, args.rounds, prefix)
+async def _run_a(root: Path, image: str, args: argparse.Namespace, prefix: str, floor: Floor) -> dict[str, Any]:
+    result = await bench_one_changed(root, image, args.stacks, args.rounds, prefix, floor)
     await stop(result.pop("app"))
     return result
 
