@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 _LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 CORE_MIGRATIONS: list[str] = [
     """
@@ -82,35 +85,45 @@ class StoreStats:
 
 
 class Store:
-    """One writer connection fed by a queue (batched transactions) and one reader connection."""
+    """One writer thread fed by a queue (batched transactions) and one reader connection."""
 
     def __init__(self, path: Path, *, batch_delay: float = 0.05, batch_max: int = 2000) -> None:
         """Prepare a store at `path`; call `async_open()` before use."""
         self.path = Path(path)
         self._batch_delay = batch_delay
         self._batch_max = batch_max
-        self._writer: aiosqlite.Connection | None = None
+        # The writer is a plain sqlite3 connection owned by one thread: a whole batch runs there in
+        # one hop, instead of one hop to a connection thread per statement.
+        self._writer: sqlite3.Connection | None = None
+        self._write_thread: ThreadPoolExecutor | None = None
         self._reader: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._migrations: dict[str, list[str]] = {"core": CORE_MIGRATIONS}
         self.stats = StoreStats()
 
+    async def _in_writer(self, func: Callable[..., _T], *args: Any) -> _T:
+        assert self._write_thread is not None
+        return await asyncio.get_running_loop().run_in_executor(self._write_thread, func, *args)
+
     async def async_open(self) -> None:
         """Open both connections, switch to WAL and apply the core migrations."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._writer.execute("PRAGMA journal_mode=WAL")
-        await self._writer.execute("PRAGMA synchronous=NORMAL")
-        await self._writer.execute("PRAGMA busy_timeout=5000")
-        await self._writer.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (domain TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
+        self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._writer = await self._in_writer(self._open_writer)
         await self._apply_migrations("core", CORE_MIGRATIONS)
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         self._reader.row_factory = aiosqlite.Row
         await self._reader.execute("PRAGMA busy_timeout=5000")
         self._task = asyncio.create_task(self._writer_loop(), name="store-writer")
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (domain TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        return conn
 
     async def async_close(self) -> None:
         """Flush pending writes and close."""
@@ -118,10 +131,13 @@ class Store:
             await self._queue.put(None)
             await self._task
             self._task = None
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        self._reader = self._writer = None
+        if self._reader is not None:
+            await self._reader.close()
+        if self._writer is not None:
+            await self._in_writer(self._writer.close)
+        if self._write_thread is not None:
+            self._write_thread.shutdown(wait=True)
+        self._reader = self._writer = self._write_thread = None
 
     async def async_migrate(self, domain: str, migrations: list[str]) -> None:
         """Apply an addon's migrations in order; each list index is one schema version."""
@@ -130,11 +146,12 @@ class Store:
         await self._apply_migrations(domain, migrations)
 
     async def _apply_migrations(self, domain: str, migrations: list[str]) -> None:
-        assert self._writer is not None
-        async with self._writer.execute(
-            "SELECT version FROM schema_version WHERE domain = ?", (domain,)
-        ) as cur:
-            row = await cur.fetchone()
+        await self._in_writer(self._migrate_sync, domain, migrations)
+
+    def _migrate_sync(self, domain: str, migrations: list[str]) -> None:
+        conn = self._writer
+        assert conn is not None
+        row = conn.execute("SELECT version FROM schema_version WHERE domain = ?", (domain,)).fetchone()
         current = row[0] if row else 0
         if current > len(migrations):
             raise RuntimeError(
@@ -145,16 +162,16 @@ class Store:
             _LOGGER.info("Migrating %s store schema to version %d", domain, version)
             # One transaction per version: the script and its version number land together or not at all.
             try:
-                await self._writer.executescript(f"BEGIN; {script};")
-                await self._writer.execute(
+                conn.executescript(f"BEGIN; {script};")
+                conn.execute(
                     "INSERT INTO schema_version (domain, version) VALUES (?, ?) "
                     "ON CONFLICT(domain) DO UPDATE SET version = excluded.version",
                     (domain, version),
                 )
-                await self._writer.execute("COMMIT")
+                conn.execute("COMMIT")
             except BaseException:
-                if self._writer.in_transaction:
-                    await self._writer.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
 
     # --- writes -------------------------------------------------------------------------
@@ -183,7 +200,6 @@ class Store:
         await self.execute("SELECT 1")
 
     async def _writer_loop(self) -> None:
-        assert self._writer is not None
         stop = False
         while not stop:
             item = await self._queue.get()
@@ -205,39 +221,46 @@ class Store:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[_Write]) -> None:
-        assert self._writer is not None
         started = time.perf_counter()
-        results: list[tuple[_Write, int | None, BaseException | None]] = []
-        try:
-            await self._writer.execute("BEGIN")
-            for write in batch:
-                try:
-                    if write.many:
-                        await self._writer.executemany(write.sql, write.params)
-                        results.append((write, None, None))
-                    else:
-                        cursor = await self._writer.execute(write.sql, write.params)
-                        results.append((write, cursor.lastrowid, None))
-                        await cursor.close()
-                except Exception as err:  # one bad statement must not lose the batch
-                    _LOGGER.error("Store write failed: %s (%s)", err, write.sql.split()[0])
-                    results.append((write, None, err))
-            await self._writer.execute("COMMIT")
-        except Exception as err:
-            _LOGGER.exception("Store batch failed")
-            results = [(w, None, err) for w in batch]
+        results = await self._in_writer(self._commit_sync, batch)
         self.stats.writes += len(batch)
         self.stats.pending -= len(batch)
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         self.stats.timings.append(time.perf_counter() - started)
         del self.stats.timings[:-100]
-        for write, rowid, error in results:
+        for write, (rowid, error) in zip(batch, results, strict=True):
             if write.future is not None and not write.future.done():
                 if error is not None:
                     write.future.set_exception(error)
                 else:
                     write.future.set_result(rowid)
+
+    def _commit_sync(self, batch: list[_Write]) -> list[tuple[int | None, BaseException | None]]:
+        """Run a batch in one transaction (in the writer thread); one bad statement fails alone."""
+        conn = self._writer
+        assert conn is not None
+        results: list[tuple[int | None, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN")
+            for write in batch:
+                try:
+                    if write.many:
+                        conn.executemany(write.sql, write.params)
+                        results.append((None, None))
+                    else:
+                        cursor = conn.execute(write.sql, write.params)  # type: ignore[arg-type]
+                        results.append((cursor.lastrowid, None))
+                except Exception as err:  # one bad statement must not lose the batch
+                    _LOGGER.error("Store write failed: %s (%s)", err, write.sql.split()[0])
+                    results.append((None, err))
+            conn.execute("COMMIT")
+        except Exception as err:
+            _LOGGER.exception("Store batch failed")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(None, err) for _ in batch]
+        return results
 
     # --- reads --------------------------------------------------------------------------
 
