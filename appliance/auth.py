@@ -20,9 +20,18 @@ _LOGGER = logging.getLogger(__name__)
 TOKEN_PREFIX = "dm_"  # noqa: S105 - a marker that makes leaked tokens easy to scan for, not a secret
 _HASHER = PasswordHasher(type=Type.ID)
 # Verifying against this when the user is unknown keeps both answers equally slow.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+# Made on first use, not at import: one argon2id hash touches 64 MiB, which `dockmaster run`
+# should not pay (as peak memory) before anyone tries to sign in.
+_DUMMY_HASH: str | None = None
 # Failure counters are kept per account name, including unknown names; past this many, stale ones go.
 _MAX_TRACKED_ACCOUNTS = 10_000
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
 
 
 def hash_password(password: str) -> str:
@@ -135,7 +144,7 @@ class AuthManager:
         """Verify a username and password; None for a wrong password or an unknown user alike."""
         self._check_throttle(username)
         stored = self.users.get(username)
-        ok = verify_password(stored or _DUMMY_HASH, password) and stored is not None
+        ok = verify_password(stored or _dummy_hash(), password) and stored is not None
         if not ok:
             if len(self._attempts) > _MAX_TRACKED_ACCOUNTS:
                 self._prune()

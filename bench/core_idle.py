@@ -4,7 +4,7 @@ Uses the repository's `config.example.yaml` when it exists (refusing one that wo
 address outside 127.0.0.0/8), else a minimal config with the core and a maintenance window.
 Targets: RSS <= 60 MB, CPU <= 0.5 %.
 
-    .venv/bin/python bench/core_idle.py [--warmup 30] [--window 30]
+    .venv/bin/python bench/core_idle.py [--warmup 30] [--window 30] [--minimal]
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(tmp: Path) -> tuple[Path, str]:
+def _config(tmp: Path, minimal: bool) -> tuple[Path, str]:
     example = ROOT / "config.example.yaml"
-    if not example.exists():
+    if minimal or not example.exists():
         path = tmp / "config.yaml"
         path.write_text(MINIMAL)
-        return path, "minimal config (config.example.yaml not found)"
+        return path, "minimal config (core + windows)"
     text = example.read_text()
     for literal in re.findall(r"\b\d{1,3}(?:\.\d{1,3}){3}\b", text):
         try:
@@ -70,9 +70,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=float, default=30.0)
     parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument("--minimal", action="store_true", help="the core alone, not config.example.yaml")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        config, what = _config(Path(tmp))
+        config, what = _config(Path(tmp), args.minimal)
         port = _free_port()
         log = Path(tmp) / "run.log"
         with log.open("wb") as out:
