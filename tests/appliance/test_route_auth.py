@@ -320,3 +320,15 @@ async def test_tokens_need_no_csrf_and_sessions_with_csrf_pass(make_client, cust
     csrf = await sign_in(client)
     assert (await client.post("/api/v1/scoped/admin", headers={"X-CSRF-Token": csrf})).status == 200
     assert (await client.post("/api/v1/scoped/admin")).status == 403
+
+
+async def test_sign_in_through_a_trusted_proxy_that_rewrites_the_host(make_client_with) -> None:
+    client = await make_client_with(lambda c: c["http"].update(trusted_proxies=["127.0.0.1"]))
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "dm.example.lan",
+               "Origin": "https://dm.example.lan", "Sec-Fetch-Site": "same-origin"}
+    resp = await _login(client, headers=proxied)
+    assert resp.status == 303
+    assert "__Host-dm_session" in _set_cookie(resp)
+    # Without the proxy's word for the host, the same Origin is another site.
+    plain = {"Origin": "https://dm.example.lan"}
+    assert (await _login(client, headers=plain)).status == 403
