@@ -8,11 +8,12 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import asyncssh
+from typing import TYPE_CHECKING, Any
 
 from .const import HostConfig
+
+if TYPE_CHECKING:
+    import asyncssh
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,47 +70,6 @@ def command_line(argv: Sequence[str], *, become: bool, env: Mapping[str, str] | 
 
 
 @dataclass
-class _KeyCheck:
-    """What the host key callback saw, so the connect error can say why in plain words."""
-
-    known_hosts: asyncssh.SSHKnownHosts | None
-    pattern: str
-    accept_new: bool
-    problem: str | None = None
-    new_key: asyncssh.SSHKey | None = None
-
-
-class _Client(asyncssh.SSHClient):
-    """Decides on keys that asyncssh did not find trusted: changed (refuse) or new (maybe record)."""
-
-    def __init__(self, check: _KeyCheck) -> None:
-        self._check = check
-
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        """Accept a never-seen key only with `accept-new`; a changed key is always refused."""
-        check = self._check
-        fingerprint = key.get_fingerprint()
-        trusted: list[Any] = []
-        if check.known_hosts is not None:
-            trusted = list(check.known_hosts.match(host, addr, port)[0])
-        if trusted:
-            check.problem = (
-                f"host key for {check.pattern} has CHANGED (now {fingerprint}); it does not match "
-                "known_hosts. This may be a re-installed host or an attack: verify it, then remove the "
-                "old line from known_hosts"
-            )
-            return False
-        if check.accept_new:
-            check.new_key = key
-            return True
-        check.problem = (
-            f"host key for {check.pattern} is unknown ({fingerprint}) and host_key_check is strict: "
-            "add it to known_hosts (ssh-keyscan, checked out of band) or set host_key_check: accept-new"
-        )
-        return False
-
-
-@dataclass
 class HostConnection:
     """One reusable SSH connection to a host; reconnects when it dropped."""
 
@@ -135,6 +95,8 @@ class HostConnection:
 
     def _read_known_hosts(self) -> asyncssh.SSHKnownHosts | None:
         """Parse known_hosts (blocks: file I/O)."""
+        import asyncssh  # imported on first use: it costs ~14 MB of an idle process
+
         if not self.known_hosts_path.is_file():
             return None
         return asyncssh.read_known_hosts(str(self.known_hosts_path))
@@ -148,6 +110,10 @@ class HostConnection:
 
     async def async_connect(self) -> asyncssh.SSHClientConnection:
         """Open the connection (or return the open one); the host key is verified every time."""
+        import asyncssh
+
+        from .hostkeys import KeyCheck, KeyCheckClient
+
         async with self._lock:
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
@@ -156,12 +122,12 @@ class HostConnection:
             timeouts = conf["timeouts"]
             known = await loop.run_in_executor(None, self._read_known_hosts)
             pattern = known_hosts_name(conf["address"], conf["port"])
-            check = _KeyCheck(known, pattern, conf["host_key_check"] == "accept-new")
+            check = KeyCheck(known, pattern, conf["host_key_check"] == "accept-new")
             options: dict[str, Any] = {
                 "port": conf["port"], "username": conf["user"],
                 # An empty list still routes every key asyncssh cannot trust to our callback.
                 "known_hosts": known if known is not None else ([], [], []),
-                "client_factory": lambda: _Client(check),
+                "client_factory": lambda: KeyCheckClient(check),
                 "connect_timeout": timeouts["connect"].total_seconds(),
                 "login_timeout": timeouts["connect"].total_seconds(),
                 "keepalive_interval": timeouts["keepalive"].total_seconds(),
@@ -196,6 +162,8 @@ class HostConnection:
         check: bool = False,
     ) -> CommandResult:
         """Run one argv command (never a shell string from config); `become` uses `sudo -n`."""
+        import asyncssh
+
         conn = await self.async_connect()
         line = command_line(argv, become=become and self.become, env=env)
         limit = timeout if timeout is not None else self.conf["timeouts"]["command"].total_seconds()
