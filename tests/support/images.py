@@ -13,7 +13,9 @@ BUSYBOX_IMAGE = "dockmaster-test/busybox:1"
 _DOCKERFILE = b"""FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
-RUN ["/bin/sh", "-c", "mkdir -p /tmp /var/www /etc && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && echo 'nobody:x:65534:65534:nobody:/:/bin/false' >> /etc/passwd && echo 'root:x:0:' > /etc/group && chmod 1777 /tmp"]
+RUN ["/bin/sh", "-c", "mkdir -p /tmp /var/www /etc && chmod 1777 /tmp \
+ && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd \
+ && echo 'nobody:x:65534:65534:nobody:/:/bin/false' >> /etc/passwd && echo 'root:x:0:' > /etc/group"]
 CMD ["/bin/sh"]
 """
 
