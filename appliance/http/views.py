@@ -29,6 +29,9 @@ _LOGIN_BODY = vol.Schema(
 
 def _safe_next(target: str) -> str:
     """Only same-site paths are followed after login (no open redirect)."""
+    # Browsers read `\` as `/` (so `/\evil.example` is `//evil.example`) and drop tabs and newlines.
+    if "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return "/"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"

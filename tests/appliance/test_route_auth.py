@@ -249,7 +249,8 @@ async def test_login_refuses_cross_site_posts_and_allows_same_origin(make_client
 
 async def test_login_next_is_never_an_open_redirect(make_client) -> None:
     client = await make_client()
-    for target in ("https://evil.example/", "//evil.example/", "javascript:alert(1)", "runs"):
+    for target in ("https://evil.example/", "//evil.example/", "javascript:alert(1)", "runs",
+                   "/\\evil.example/", "/\\/evil.example/", "/\t/evil.example/"):
         assert (await _login(client, next=target)).headers["Location"] == "/"
     assert (await _login(client, next="/runs?status=failed")).headers["Location"] == "/runs?status=failed"
 
