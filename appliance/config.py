@@ -11,7 +11,7 @@ import voluptuous as vol
 
 from . import cv
 from .const import CORE_DOMAINS, DEFAULT_PORT, SCOPES
-from .yaml import LoadIssue, Mark, NodeDict, load_config_yaml, locate, mark_of, strip_marks
+from .yaml import LoadIssue, Mark, NodeDict, Secret, load_config_yaml, locate, mark_of, strip_marks
 
 DOCKMASTER_SCHEMA = vol.Schema(
     {
@@ -255,7 +255,31 @@ def check_config(path: Path, *, secrets_file: Path | None = None) -> CheckResult
         if domain not in raw:
             result.domains[domain] = schema({})
     result.issues.sort(key=lambda i: (i.mark.file if i.mark else "", i.mark.line if i.mark else 0))
+    _hide_secrets(result.issues, raw)
     return result
+
+
+def _secrets_in(node: Any) -> dict[str, str]:
+    """Every `!secret` string in the loaded config, value -> name."""
+    found: dict[str, str] = {}
+    if isinstance(node, Secret):
+        found[str(node)] = node.secret_name
+    elif isinstance(node, dict):
+        for value in node.values():
+            found.update(_secrets_in(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.update(_secrets_in(value))
+    return found
+
+
+def _hide_secrets(issues: list[ConfigIssue], raw: Any) -> None:
+    """A message that quotes a bad value must not show a secret: issues reach the log, API and every page."""
+    found = sorted(_secrets_in(raw).items(), key=lambda item: len(item[0]), reverse=True)
+    for issue in issues:
+        for value, name in found:
+            if value and value in issue.message:
+                issue.message = issue.message.replace(value, f"<secret {name}>")
 
 
 def data_dir_for(path: Path, dockmaster_conf: dict[str, Any]) -> Path:

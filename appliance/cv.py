@@ -134,7 +134,7 @@ def url(value: Any) -> str:
     text = string(value).strip()
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise vol.Invalid(f"invalid URL '{text}' (expected http:// or https://)")
+        raise vol.Invalid(f"invalid URL '{_without_userinfo(text)}' (expected http:// or https://)")
     return text
 
 
@@ -156,7 +156,18 @@ def git_url(value: Any) -> str:
     parts = urlsplit(text)
     if parts.scheme in ("https", "http", "ssh", "git", "file") and (parts.netloc or parts.scheme == "file"):
         return text
-    raise vol.Invalid(f"invalid git URL '{text}' (expected https://, ssh://, user@host:path or a path)")
+    raise vol.Invalid(
+        f"invalid git URL '{_without_userinfo(text)}' (expected https://, ssh://, user@host:path or a path)"
+    )
+
+
+def _without_userinfo(text: str) -> str:
+    """A URL for an error message: `user:token@` is dropped, since messages are shown and logged."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2] if '@' in netloc else netloc}{slash}{path}"
 
 
 def host(value: Any) -> str:

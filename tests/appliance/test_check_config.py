@@ -224,3 +224,23 @@ def test_cli_missing_config_file_exits_2(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "config file not found" in proc.stderr
+
+
+def test_messages_never_quote_a_secret_or_url_credentials(tmp_path: Path) -> None:
+    # Issues are logged, served by /api/v1/status and shown on every page: a bad value is quoted, a secret is not.
+    (tmp_path / "secrets.yaml").write_text("repo_url: htps://deploy:tok-3f9a1c77e2@git.example.lan/infra.git\n"
+                                           "zone: Mars/SecretZone-91b2\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "dockmaster:\n  time_zone: !secret zone\n"
+        "http:\n  base_url: ftp://admin:pw-77c1e0aa@dm.example.lan/\n"
+        "repos:\n  - name: infra\n    url: !secret repo_url\n"
+    )
+    result = check_config(path)
+    text = "\n".join(str(issue) for issue in result.issues)
+    assert len(result.issues) == 3, text
+    for secret in ("tok-3f9a1c77e2", "SecretZone-91b2", "pw-77c1e0aa"):
+        assert secret not in text
+    assert "unknown time zone '<secret zone>'" in text
+    assert "invalid git URL 'htps://git.example.lan/infra.git'" in text
+    assert "invalid URL 'ftp://dm.example.lan/'" in text
