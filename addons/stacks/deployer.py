@@ -306,7 +306,7 @@ class Deployer:
             run.log("compose config: valid")
             self.app.runs.update(run, details={
                 "dry_run": True, "revision": prepared.revision, "changed_files": changed,
-                "diff": run.secrets(diff)[:DIFF_CAP], "compose_config": config_text[:DIFF_CAP],
+                "diff": self.app.redactor(run.secrets(diff))[:DIFF_CAP], "compose_config": config_text[:DIFF_CAP],
             })
             state.last_dry_run_id = run.id
             await self.states.async_save(state)
