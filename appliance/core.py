@@ -118,6 +118,7 @@ class Appliance:
 
     def addon_failed(self, domain: str, error: str) -> None:
         """Disable an addon with a visible error (log, status API, UI banner, event)."""
+        error = self.redactor(error)  # setup errors often quote the config value that failed
         _LOGGER.error("Addon %s disabled: %s", domain, error)
         self.addon_errors[domain] = AddonError(domain, error)
         if domain in self.loaded_addons:

@@ -185,3 +185,25 @@ def test_setup_order_puts_dependencies_first(tmp_path: Path, custom_addon) -> No
     registry = AddonRegistry(tmp_path)
     assert setup_order(["mike", "alpha", "zulu"], registry) == ["zulu", "alpha", "mike"]
     assert setup_order(["mike", "zulu"], registry) == ["mike", "zulu"]
+
+
+LEAKY = '''
+import voluptuous as vol
+
+DOMAIN = "leaky"
+CONFIG_SCHEMA = vol.Schema({"url": str})
+
+
+async def async_setup(app, conf):
+    raise RuntimeError(f"cannot reach {conf['url']}")
+'''
+
+
+async def test_setup_error_never_shows_a_secret(make_client, custom_addon) -> None:
+    custom_addon("leaky", LEAKY)
+    secret = "https://hooks.example.lan/T0KEN-5b1f0c9e"
+    client = await make_client("leaky:\n  url: !secret leaky_url\n", secrets={"leaky_url": secret})
+    (failed,) = (await (await client.get("/api/v1/status", headers=bearer("read"))).json())["addons"]["failed"]
+    assert failed["error"] == "setup failed: RuntimeError: cannot reach ***"
+    await sign_in(client)
+    assert secret not in await (await client.get("/")).text()
