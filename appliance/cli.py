@@ -226,6 +226,9 @@ def _setup_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from . import logredact
+
+    logredact.install()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from . import __version__, logredact
 from .bus import EventBus
 from .config import CheckResult, data_dir_for
 from .events import AddonFailed
@@ -61,6 +61,7 @@ class Appliance:
         self.oneshot = oneshot
         self.redactor = Redactor()
         self.redactor.add(*_secret_values(checked.domains))
+        logredact.register(self.redactor)
         self.bus = EventBus()
         self.store = Store(self.data_dir / "dockmaster.db")
         self.scheduler = Scheduler(self.time_zone)
