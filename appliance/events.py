@@ -120,6 +120,9 @@ class RepoSynced(Event):
     revision: str
     previous: str | None = None
     changed: bool = False
+    # What started the sync and who asked (carried into the deploys it causes).
+    trigger: str = "poll"
+    actor: str | None = None
 
 
 @dataclass(kw_only=True)

@@ -172,7 +172,8 @@ class RepoManager:
                 self._stamp(repo, run)
                 await self._async_save(repo)
                 self.app.bus.async_fire(RepoSynced(repo=repo.name, revision=outcome.revision,
-                                                   previous=previous, changed=outcome.changed))
+                                                   previous=previous, changed=outcome.changed,
+                                                   trigger=run.trigger, actor=run.actor))
         except FetchError as err:
             result.error = run.error or self.app.redactor(str(err))
         except asyncio.CancelledError:

@@ -41,6 +41,7 @@ class StackEngine:
         self.deployer: Deployer | None = None
         self._pending: dict[str, DeployRequest] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._evaluating: dict[str, asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(self.settings["max_parallel"])
         self.discover_errors: list[str] = []
 
@@ -123,13 +124,21 @@ class StackEngine:
         """Decide, per stack of the synced repo, whether the new revision needs a deploy."""
         if self.app.oneshot:
             return  # a one-shot CLI verb deploys only the stack it was asked for
-        try:
-            await self.async_evaluate(event.repo, event.revision, trigger="poll")
-        except Exception:
-            _LOGGER.exception("Stacks: cannot evaluate %s at %s", event.repo, event.revision)
+        # Listeners run as tasks: evaluations of one repo go in sync order, so an older revision's
+        # evaluation can never fold into (and so replace) the queued deploy of a newer one.
+        async with self._evaluating.setdefault(event.repo, asyncio.Lock()):
+            try:
+                await self.async_evaluate(event.repo, event.revision, trigger=event.trigger, actor=event.actor)
+            except Exception:
+                _LOGGER.exception("Stacks: cannot evaluate %s at %s", event.repo, event.revision)
 
-    async def async_evaluate(self, repo_name: str, revision: str, *, trigger: str) -> list[int]:
-        """Queue a deploy for every stack of the repo whose content or inputs changed; returns run ids."""
+    async def async_evaluate(self, repo_name: str, revision: str, *, trigger: str,
+                             actor: str | None = None) -> list[int]:
+        """Queue a deploy for every stack of the repo whose content or inputs changed; returns run ids.
+
+        The runs carry the sync's trigger and actor (a webhook push reads `webhook`), but stay automatic:
+        they respect bad marks and skip an unchanged rendered output whatever started the sync.
+        """
         if self.conf["discover"]:
             await self.async_discover(repo_name, revision)
         repo = self.app.data["repos"].get(repo_name)
@@ -145,7 +154,8 @@ class StackEngine:
             reason = await self._async_reason(spec, revision, changed)
             if reason is None:
                 continue
-            run = await self.async_request("deploy", spec.name, revision=revision, trigger=trigger, reason=reason)
+            run = await self.async_request("deploy", spec.name, revision=revision, trigger=trigger, reason=reason,
+                                           actor=actor, auto=True)
             run_ids.append(run.id)
         return run_ids
 
@@ -181,7 +191,7 @@ class StackEngine:
     # --- queueing -----------------------------------------------------------------------
 
     async def async_request(self, kind: str, name: str, *, revision: str | None, trigger: str, reason: str,
-                            actor: str | None = None, force: bool = False) -> Run:
+                            actor: str | None = None, force: bool = False, auto: bool = False) -> Run:
         """Queue work for a stack; a deploy arriving while one is queued joins the queued one."""
         self.spec(name)
         lock = self._locks.setdefault(name, asyncio.Lock())
@@ -195,7 +205,8 @@ class StackEngine:
             pending = self._pending.get(name)
             if pending is not None and pending.run.status == "queued":
                 if kind == "deploy" and pending.kind == "deploy":
-                    self._fold(pending, revision=revision, trigger=trigger, reason=reason, actor=actor, force=force)
+                    self._fold(pending, revision=revision, trigger=trigger, reason=reason, actor=actor, force=force,
+                               auto=auto)
                     return pending.run
                 # Another kind replaces the queued work; the replaced run says so.
                 del self._pending[name]
@@ -203,7 +214,7 @@ class StackEngine:
                 await self.app.runs.finish(pending.run, "cancelled", error=f"superseded by a {kind}")
             run = await self.app.runs.create("rollback" if kind == "rollback" else "deploy", name, trigger=trigger,
                                              reason=reason, actor=actor, details={"revision": revision})
-            request = DeployRequest(kind, name, run, trigger, actor, revision, force=force)
+            request = DeployRequest(kind, name, run, trigger, actor, revision, force=force, auto=auto)
             key = f"stack:{name}"
             if self.app.scheduler.busy(key):
                 # The scheduler keeps one trailing job; it runs whatever is queued when its turn comes.
@@ -214,11 +225,12 @@ class StackEngine:
             return run
 
     def _fold(self, pending: DeployRequest, *, revision: str | None, trigger: str, reason: str,
-              actor: str | None, force: bool) -> None:
+              actor: str | None, force: bool, auto: bool) -> None:
         # The trailing deploy runs at the newest revision; a person's request outranks an automatic one.
         pending.revision = revision
         if force or not pending.force:
             pending.trigger, pending.actor, pending.force = trigger, actor, force or pending.force
+            pending.auto = auto
         pending.run.trigger = pending.trigger
         pending.run.actor = pending.actor
         self.app.runs.update(pending.run, reason=reason, details={"revision": revision})

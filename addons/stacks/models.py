@@ -71,8 +71,9 @@ class DeployRequest:
     revision: str | None = None
     force: bool = False
     mark_bad: str | None = None  # rollback: the revision rolled back from
+    auto: bool = False  # queued by the change-scope check after a sync, whatever started that sync
 
     @property
     def automatic(self) -> bool:
-        """True for triggers no person asked for (these respect bad marks and skip identical output)."""
-        return self.trigger in AUTO_TRIGGERS and not self.force
+        """True for work no person asked for (these respect bad marks and skip identical output)."""
+        return (self.auto or self.trigger in AUTO_TRIGGERS) and not self.force

@@ -100,11 +100,13 @@ async def test_ten_triggers_during_a_deploy_make_two_deploys(
     for index in range(1, 11):
         shas.append(remote.commit({"stacks/co/compose.yaml": httpd_compose(busybox_image, f"c{index}")},
                                   f"c{index}"))
-        await repos.async_sync("infra", trigger="webhook", reason=f"push {index}")
+        await repos.async_sync("infra", trigger="webhook", reason=f"push {index}", actor="github:alice")
     await wait_idle(app)
     runs = (await _runs(app, name))[first:]
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"], runs
     assert runs[-1]["details"]["revision"] == shas[-1]
+    # The deploys say what started them: the webhook syncs, and who pushed.
+    assert [(r["trigger"], r["actor"]) for r in runs] == [("webhook", "github:alice")] * 2
     assert served(docker_client, f"dm-{name}") == "c10"
 
 
