@@ -252,7 +252,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden(f"this needs the '{scope}' scope")
     if identity.session_id and request.method not in SAFE_METHODS:
         await _check_csrf(request, identity)
-    if spec.websocket and identity.session_id and not same_origin(request):
+    # Any upgrade counts, not only routes declared `websocket=True`: a forgotten flag must not open a hole.
+    upgrade = spec.websocket or request.headers.get("Upgrade", "").lower() == "websocket"
+    if upgrade and identity.session_id and not same_origin(request):
         raise Forbidden("cross-origin WebSocket refused")
     return await handler(request)
 

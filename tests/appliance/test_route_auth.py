@@ -333,3 +333,39 @@ async def test_sign_in_through_a_trusted_proxy_that_rewrites_the_host(make_clien
     # Without the proxy's word for the host, the same Origin is another site.
     plain = {"Origin": "https://dm.example.lan"}
     assert (await _login(client, headers=plain)).status == 403
+
+
+UNFLAGGED_WS = '''
+import voluptuous as vol
+from aiohttp import web
+
+DOMAIN = "wsprobe"
+CONFIG_SCHEMA = vol.Schema({})
+
+
+async def echo(request):
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    await ws.send_str("hello")
+    await ws.close()
+    return ws
+
+
+async def async_setup(app, conf):
+    app.api.get("/api/v1/wsprobe", echo, auth="read", summary="a WebSocket declared without websocket=True")
+    return True
+'''
+
+
+async def test_cross_site_websocket_is_refused_even_when_the_route_forgot_its_flag(make_client, custom_addon) -> None:
+    import aiohttp
+
+    custom_addon("wsprobe", UNFLAGGED_WS)
+    client = await make_client("wsprobe: {}\n")
+    await sign_in(client)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect("/api/v1/wsprobe", headers={"Origin": "https://evil.example"})
+    assert info.value.status == 403
+    host = f"{client.server.host}:{client.server.port}"
+    async with client.ws_connect("/api/v1/wsprobe", headers={"Origin": f"http://{host}"}) as ws:
+        assert (await ws.receive_str()) == "hello"
