@@ -43,6 +43,7 @@ class RepoManager:
             self.repos[repo.name] = repo
         self._pending: dict[str, Run] = {}
         self._waiters: dict[int, asyncio.Future[SyncResult]] = {}
+        self._queueing: dict[str, asyncio.Lock] = {}
 
     def get(self, name: str) -> Repo:
         """The named repo; raises NotFound."""
@@ -72,14 +73,17 @@ class RepoManager:
     async def async_request_sync(self, name: str, *, trigger: str, reason: str, actor: str | None = None) -> int:
         """Queue a sync and return at once with the id of the run that will cover this trigger."""
         repo = self.get(name)
-        pending = self._pending.get(name)
-        if pending is not None:
-            # A queued run has not started fetching yet, so it will see this trigger's commits too.
-            pending.log(f"also covers: {reason} ({trigger})")
-            return pending.id
-        run = await self._async_queue(repo, trigger=trigger, reason=reason, actor=actor)
-        self.app.scheduler.submit(sync_key(name), functools.partial(self._async_execute, name),
-                                  timeout=self._job_timeout(repo))
+        # Creating the run awaits the store: without the lock, concurrent triggers would each queue a
+        # run, and all but one would stay queued forever (and their callers would wait forever).
+        async with self._queueing.setdefault(name, asyncio.Lock()):
+            pending = self._pending.get(name)
+            if pending is not None:
+                # A queued run has not started fetching yet, so it will see this trigger's commits too.
+                pending.log(f"also covers: {reason} ({trigger})")
+                return pending.id
+            run = await self._async_queue(repo, trigger=trigger, reason=reason, actor=actor)
+            self.app.scheduler.submit(sync_key(name), functools.partial(self._async_execute, name),
+                                      timeout=self._job_timeout(repo))
         return run.id
 
     async def async_sync(self, name: str, *, trigger: str, reason: str, actor: str | None = None) -> SyncResult:
@@ -98,8 +102,9 @@ class RepoManager:
     async def _async_poll(self, name: str) -> SyncResult | None:
         """The cron job: fold into a queued run when there is one, else sync as a poll."""
         repo = self.repos[name]
-        if name not in self._pending:
-            await self._async_queue(repo, trigger="poll", reason="poll", actor=None)
+        async with self._queueing.setdefault(name, asyncio.Lock()):
+            if name not in self._pending:
+                await self._async_queue(repo, trigger="poll", reason="poll", actor=None)
         return await self._async_execute(name)
 
     def _job_timeout(self, repo: Repo) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -158,3 +159,17 @@ async def test_relative_local_path_is_read_from_the_config_folder(
     _client, app = await make_repos_app([repo_entry(relative, poll="*/2 * * * *", fetch_timeout="60s")])
     repo = app.data["repos"].get("infra")
     assert repo.url == str(remote.bare) and repo.head == remote.head
+
+
+async def test_concurrent_requests_share_one_queued_run(make_repos_app: Any, remote: GitRemote) -> None:
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
+    manager = app.data["repos"]
+    newest = remote.commit({"stacks/a/compose.yaml": "a\n"}, "Add a")
+    # Requests racing each other (pushes, a UI click, a poll) while no run is queued yet.
+    results = await asyncio.wait_for(asyncio.gather(
+        *(manager.async_sync("infra", trigger="webhook", reason=f"push {i}") for i in range(5))), 15)
+    assert {r.revision for r in results} == {newest}
+    # The first may already be fetching when the others arrive: at most one more run follows it.
+    assert len({r.run_id for r in results}) <= 2
+    runs = await settled(app)
+    assert {r["status"] for r in runs} == {"succeeded"} and len(runs) <= 3  # the startup sync too
