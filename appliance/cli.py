@@ -158,7 +158,13 @@ async def _oneshot(args: argparse.Namespace, service: str, **kwargs: Any) -> int
         for line in core_errors(checked):
             print(f"  - {line}", file=sys.stderr)
         return EXIT_USAGE
-    app = await async_build_appliance(checked, oneshot=True)
+    from .errors import Conflict
+
+    try:
+        app = await async_build_appliance(checked, oneshot=True)
+    except Conflict as err:
+        print(f"dockmaster: {err}", file=sys.stderr)
+        return EXIT_FAIL
     try:
         await app.async_start()
         if service not in app.services:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -76,6 +78,10 @@ class Appliance:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self._docker: docker.DockerClient | None = None
+        # True while this process holds the data-dir lock: it alone repairs what a crash left
+        # (runs marked interrupted, tmpfs secrets removed), never what a live daemon is doing.
+        self.primary = False
+        self._data_lock: Any = None
         # Named async callables addons offer to the API, UI and one-shot CLI ("stacks.deploy").
         self.services: dict[str, Callable[..., Awaitable[Any]]] = {}
         from .metrics import Metrics
@@ -103,7 +109,7 @@ class Appliance:
             await self.scheduler.async_start()
 
     async def async_stop(self) -> None:
-        """Stop the scheduler, run stop hooks, drain listeners."""
+        """Stop the scheduler, run stop hooks, drain listeners, release the data-dir lock."""
         await self.scheduler.async_stop()
         for hook in reversed(self._on_stop):
             try:
@@ -114,6 +120,34 @@ class Appliance:
         if self._docker is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._docker.close)
             self._docker = None
+        self.release_data_dir()
+
+    def lock_data_dir(self) -> bool:
+        """Take the data dir's process lock without waiting; True when this process holds it (blocks: file I/O).
+
+        The kernel drops the lock when the process dies, so a `kill -9` leaves no stale lock behind.
+        """
+        if self._data_lock is not None:
+            return True
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        handle = (self.data_dir / ".lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._data_lock = handle
+        self.primary = True
+        return True
+
+    def release_data_dir(self) -> None:
+        """Let another process (the next daemon, a one-shot CLI verb) take the data dir."""
+        handle, self._data_lock = self._data_lock, None
+        self.primary = False
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     # --- shared helpers ----------------------------------------------------------------
 

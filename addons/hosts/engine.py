@@ -79,6 +79,8 @@ class HostEngine:
     async def async_load(self) -> None:
         """Load persisted states; a host left mid-action by a stop is shown as failed."""
         await self.states.async_load(list(self.conf))
+        if not self.app.primary:
+            return  # another Dockmaster process is working on these hosts right now
         for status in self.states.hosts.values():
             if status.state in (QUERYING, UPDATING, REBOOTING, VERIFYING, QUEUED):
                 self.states.transition(

@@ -12,7 +12,7 @@ from ..auth import AuthManager
 from ..bus import MATCH_ALL
 from ..config import CheckResult, check_config
 from ..core import Appliance
-from ..errors import ConfigError
+from ..errors import ConfigError, Conflict
 from ..events import ApplianceStarted, Event
 from ..keys import APPLIANCE_KEY, AUTH_KEY, LIVE_KEY
 from ..loader import async_setup_addons
@@ -42,10 +42,18 @@ def _domain_error(checked: CheckResult, domain: str) -> str:
 async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) -> Appliance:
     """Open the store and set up every addon; the caller starts and stops it."""
     app = Appliance(checked, oneshot=oneshot)
+    if not await app.async_run_blocking(app.lock_data_dir):
+        if oneshot:
+            # Two processes deploying one stack race each other, and the daemon's view of the stack
+            # would go stale (its drift check would then "heal" the CLI's deploy away).
+            raise Conflict(f"a Dockmaster daemon is running on {app.data_dir}: deploy through it (the UI, or "
+                           "POST /api/v1/stacks/<name>/deploy), or stop it first")
+        _LOGGER.warning("Another Dockmaster process uses %s; crash recovery is left to it", app.data_dir)
     await app.store.async_open()
-    interrupted = await app.store.mark_interrupted()
-    if interrupted:
-        _LOGGER.warning("%d run(s) were interrupted by the last shutdown", interrupted)
+    if app.primary:
+        interrupted = await app.store.mark_interrupted()
+        if interrupted:
+            _LOGGER.warning("%d run(s) were interrupted by the last shutdown", interrupted)
 
     def _history(event: Event) -> None:
         if event.type != "run_log":
