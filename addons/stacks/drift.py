@@ -37,9 +37,15 @@ class DriftWatcher:
         state = self.engine.states.get(name)
         if not state.deployed_revision or not state.project or not state.config_hashes:
             return []
-        if self.app.scheduler.busy(f"stack:{name}"):
+        key = f"stack:{name}"
+        if self.app.scheduler.busy(key):
             return []  # a deploy in flight changes containers on purpose
+        revision = state.deployed_revision
         views = await self.app.async_run_blocking(list_project, self.app.docker(), state.project)
+        if self.app.scheduler.busy(key) or state.deployed_revision != revision:
+            # A deploy started while the containers were listed: what was seen is its work, and a
+            # "healing" deploy of the old revision queued behind it would undo it.
+            return []
         problems = drift_of(views, state.config_hashes)
         text = "; ".join(problems) if problems else None
         if text != state.drift:

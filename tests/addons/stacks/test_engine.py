@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -127,3 +129,32 @@ async def test_unreachable_remote_leaves_stacks_untouched(
     assert container_ids(docker_client, f"dm-{name}") == before
     assert [r["kind"] for r in await _runs(app, name)] == ["deploy"]
     assert served(docker_client, f"dm-{name}") == "v1"
+
+
+async def test_drift_seen_while_a_deploy_starts_is_not_healed(
+    remote: GitRemote, stacks_app: StackApp, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"dr-{suffix}"
+    _, app = await stacks_app([_stack(name, "dr", auto_deploy=False)])
+    engine = app.data["stacks"].engine
+    state = engine.states.get(name)
+    state.deployed_revision, state.project, state.config_hashes = "a" * 40, f"dm-{name}", {"web": "x"}
+    state.health = "healthy"
+    await engine.async_set_auto_deploy(name, True)
+    listing = threading.Event()
+
+    def slow_listing(client: Any, project: str) -> list[Any]:
+        listing.wait(10)
+        return []  # the deploy removed the old container meanwhile
+
+    monkeypatch.setattr("addons.stacks.drift.list_project", slow_listing)
+    check = asyncio.create_task(app.data["stacks"].drift.async_check(name))
+    await asyncio.sleep(0.1)
+    deploying = asyncio.Event()
+    app.scheduler.submit(f"stack:{name}", deploying.wait)  # a deploy starts while drift lists containers
+    listing.set()
+    try:
+        assert await check == []
+        assert name not in engine._pending  # no "healing" deploy of the old revision queued behind it
+    finally:
+        deploying.set()
