@@ -104,6 +104,23 @@ class HostEngine:
         async with self._sem:
             yield
 
+    @contextlib.asynccontextmanager
+    async def _slot_in_window(self, name: str, run: Run, disruptive: bool) -> AsyncIterator[None]:
+        """A fan-out slot; for disruptive work, only while the host's window is open.
+
+        The window is read again once the slot is ours: waiting for a slot behind a busy fleet can
+        outlast the window, and disruptive work never starts after it closed.
+        """
+        while True:
+            if disruptive:
+                await self._async_wait_window(name, run)
+            async with self._slot():
+                window = self._window(name) if disruptive else None
+                if window is None or window.is_open(self.now()):
+                    yield
+                    return
+            run.log(f"window {window.name} closed while the run waited for a free slot")
+
     # --- queries -------------------------------------------------------------------------
 
     def host_conf(self, name: str) -> HostConfig:
@@ -197,10 +214,8 @@ class HostEngine:
     async def _async_job(self, name: str, action: str, run: Run, dry_run: bool) -> str:
         disruptive = action == "reboot" or (action == "update" and not dry_run)
         try:
-            if disruptive:
-                await self._async_wait_window(name, run)
-            async with self._slot(), self.app.runs.track(run.kind, name, trigger=run.trigger,
-                                                         reason=run.reason, run=run):
+            async with self._slot_in_window(name, run, disruptive), self.app.runs.track(
+                    run.kind, name, trigger=run.trigger, reason=run.reason, run=run):
                 try:
                     if action == "check":
                         await self._async_check(name, run)
