@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import apprise
-from apprise import NotifyFormat
 from prometheus_client import Counter
 
 from appliance.bus import MATCH_ALL
@@ -21,6 +19,7 @@ from appliance.windows import MaintenanceWindow
 from .history import Delivery, DeliveryLog
 from .messages import UNNOTIFIABLE, Message, compose, make_test_message
 from .redact import install_log_redaction, redact_url, secret_pieces
+from .runner import STARTUP_ALLOWANCE, ChildFailed, async_run_child, async_validate
 from .targets import Service, Target
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ class NotifyEngine:
         self._workers: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._uninstall_redaction: Callable[[], None] | None = None
-        self._asset = apprise.AppriseAsset(app_id="Dockmaster", app_desc=app.name, app_url=app.link("/"))
+        self._asset = {"app_id": "Dockmaster", "app_desc": app.name, "app_url": app.link("/")}
         self._deliveries = Counter(
             "dockmaster_notifications", "Notification deliveries by target and outcome", ["target", "outcome"],
             registry=app.metrics.registry,
@@ -58,13 +57,12 @@ class NotifyEngine:
                 self.app.redactor.add(*secret_pieces(url))
         # Apprise logs an unparseable URL in full, so redaction is in place before it reads any.
         self._uninstall_redaction = install_log_redaction(self.app.redactor)
-        # Loading Apprise's plugins reads many modules from disk: keep it off the event loop.
-        loaded = await self.app.async_run_blocking(self._load_all_services)
+        loaded = await self._async_load_all_services()
         for index, (target_conf, services) in enumerate(zip(self.conf, loaded, strict=True)):
             name = target_conf["name"]
             target = Target(name=name, conf=target_conf, services=services, send=self._enqueue,
                             host_tags=self._host_tags, quiet=self._quiet_window(target_conf))
-            bad = [s for s in services if s.notifier is None]
+            bad = [s for s in services if s.url is None]
             if bad:
                 target.error = "; ".join(f"URL {s.index + 1} ({s.redacted}): {s.error}" for s in bad)
                 target.error += ". This target is disabled until the URL is fixed."
@@ -72,30 +70,25 @@ class NotifyEngine:
                 self.app.checked.issues.append(ConfigIssue(f"notify[{index}].urls", target.error))
                 # A half-working target would hide the problem; disable it as a whole.
                 for service in services:
-                    service.notifier = None
+                    service.url = None
             self.targets[name] = target
         self._unsubscribe = self.app.bus.async_listen(MATCH_ALL, self.async_handle_event)
 
-    def _load_all_services(self) -> list[list[Service]]:
-        """Parse every URL with Apprise itself (blocking: runs in an executor)."""
-        return [
-            [self._load_service(i, url, conf["timeout"].total_seconds()) for i, url in enumerate(conf["urls"])]
-            for conf in self.conf
-        ]
-
-    def _load_service(self, index: int, url: str, timeout: float) -> Service:
-        redacted = redact_url(url)
-        plugin = apprise.Apprise.instantiate(url, asset=self._asset)
-        if plugin is None:
-            scheme = redacted.split("://", 1)[0]
-            return Service(index, redacted, None,
-                           f"Apprise cannot read this {scheme}:// URL (check its format and token)")
-        # The socket limits bound the worker thread Apprise leaves behind when we stop waiting.
-        plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, timeout)
-        plugin.socket_read_timeout = timeout
-        notifier = apprise.Apprise(asset=self._asset)
-        notifier.add(plugin)
-        return Service(index, redacted, notifier)
+    async def _async_load_all_services(self) -> list[list[Service]]:
+        """Have Apprise read every URL (out of process; see `runner`)."""
+        urls = [url for conf in self.conf for url in conf["urls"]]
+        try:
+            errors = await async_validate(urls)
+        except (ChildFailed, TimeoutError) as err:
+            errors = [f"the URL could not be checked: {err or 'timed out'}"] * len(urls)
+        found = iter(errors)
+        services = []
+        for conf in self.conf:
+            services.append([
+                Service(i, redact_url(url), url if (error := next(found)) is None else None, error)
+                for i, url in enumerate(conf["urls"])
+            ])
+        return services
 
     def _quiet_window(self, conf: dict[str, Any]) -> MaintenanceWindow | None:
         quiet = conf.get("quiet_hours")
@@ -175,7 +168,7 @@ class NotifyEngine:
         started = time.monotonic()
         timeout = target.conf["timeout"].total_seconds()
         backoff = target.conf["backoff"].total_seconds()
-        pending = [s for s in target.services if s.notifier is not None]
+        pending = [s for s in target.services if s.url is not None]
         total = len(pending)
         errors: dict[int, str] = {}
         attempts = 0
@@ -201,29 +194,17 @@ class NotifyEngine:
 
     async def _async_send_once(self, service: Service, message: Message, timeout: float) -> str | None:  # noqa: ASYNC109 - the per-send limit is configuration
         """One attempt to one URL; returns None on success or the reason it failed."""
-        assert service.notifier is not None
+        assert service.url is not None
+        request = {"op": "send", "urls": [service.url], "title": message.title, "body": message.body,
+                   "type": message.notify_type, "timeout": timeout, "asset": self._asset}
         try:
-            # Our limit bounds the wait and the plugin's socket timeouts bound its worker thread, so
-            # Apprise's own call deadline (2.x only) is not needed: this runs on Apprise 1.9 as well.
-            result = await asyncio.wait_for(
-                service.notifier.async_notify(
-                    body=message.body, title=message.title, notify_type=message.notify_type,
-                    body_format=NotifyFormat.MARKDOWN,
-                ),
-                timeout,
-            )
+            # The child's sockets time out after `timeout`; the deadline also covers its start.
+            [error] = await async_run_child(request, timeout + STARTUP_ALLOWANCE)
         except TimeoutError:
             return f"no answer within {timeout:g}s"
-        except Exception as err:  # a plugin bug must not stop the sender
-            return f"{type(err).__name__}: {err}"
-        if result:
-            return None
-        # Apprise 2.x answers with an AppriseResult that keeps the service's own complaint; 1.x with False.
-        if getattr(getattr(result, "status", None), "name", "") == "TIMEOUT":
-            return f"no answer within {timeout:g}s"
-        logs = result.logs() if hasattr(result, "logs") else []
-        reasons = [entry.message for entry in logs if entry.level in ("WARNING", "ERROR", "CRITICAL")]
-        return reasons[-1] if reasons else "the service did not accept the message"
+        except ChildFailed as err:
+            return str(err)
+        return error
 
     def _record(self, delivery: Delivery) -> None:
         self.log.record(delivery)

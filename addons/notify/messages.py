@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from apprise import NotifyType
-
 from appliance.events import Event, event_types
 
 SEVERITIES = ("info", "warning", "critical")
@@ -21,7 +19,8 @@ SEVERITY_OVERRIDES = {"updates_available": "warning"}
 
 # Good news gets Apprise's "success" type (a green icon on most services).
 _SUCCESS_TYPES = frozenset({"deploy_succeeded", "host_update_succeeded", "host_rebooted"})
-_APPRISE_TYPES = {"info": NotifyType.INFO, "warning": NotifyType.WARNING, "critical": NotifyType.FAILURE}
+# Apprise notify types by severity (Apprise itself runs in `child`).
+_APPRISE_TYPES = {"info": "info", "warning": "warning", "critical": "failure"}
 # Never worth a message: the live log stream and our own test request.
 UNNOTIFIABLE = frozenset({"run_log", "notification_test"})
 _MAX_LISTED = 10
@@ -40,10 +39,10 @@ class Message:
     success: bool = False
 
     @property
-    def notify_type(self) -> NotifyType:
+    def notify_type(self) -> str:
         """The Apprise notification type (info, success, warning or failure)."""
         if self.success and self.severity == "info":
-            return NotifyType.SUCCESS
+            return "success"
         return _APPRISE_TYPES[self.severity]
 
 

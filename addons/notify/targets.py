@@ -10,8 +10,6 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-import apprise
-
 from appliance.events import Event
 from appliance.windows import MaintenanceWindow
 
@@ -23,11 +21,11 @@ _LOGGER = logging.getLogger(__name__)
 
 @dataclass
 class Service:
-    """One Apprise URL of a target: shown only in redacted form; None when Apprise refused it."""
+    """One Apprise URL of a target, shown only in redacted form; `url` is None when Apprise refused it."""
 
     index: int
     redacted: str
-    notifier: apprise.Apprise | None
+    url: str | None = field(repr=False)
     error: str | None = None
 
 
@@ -74,7 +72,7 @@ class Target:
     @property
     def enabled(self) -> bool:
         """True when at least one of its URLs could be loaded."""
-        return any(service.notifier is not None for service in self.services)
+        return any(service.url is not None for service in self.services)
 
     # --- filters ------------------------------------------------------------------------
 
@@ -180,7 +178,7 @@ class Target:
             "enabled": self.enabled,
             "error": self.error,
             "urls": [
-                {"url": s.redacted, "ok": s.notifier is not None, "error": s.error} for s in self.services
+                {"url": s.redacted, "ok": s.url is not None, "error": s.error} for s in self.services
             ],
             "events": conf.get("events") or ["(default)"],
             "event_types": sorted(self.types),

@@ -146,6 +146,6 @@ async def test_unparseable_url_disables_target_without_showing_token(
     assert any(issue["path"] == "notify[0].urls" for issue in status["config_errors"])
     app.bus.async_fire(DeployFailed(stack="s", revision="r", error="e"))
     await receiver.wait_for(1)
-    assert "Unparseable" in caplog.text  # Apprise's own complaint is logged, redacted
+    assert "Notification target broken is disabled" in caplog.text  # logged once, redacted
     assert TOKEN not in caplog.text
     _assert_no_url(await (await client.get("/api/v1/status", headers=bearer("read"))).text())
