@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import subprocess
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -104,11 +106,22 @@ def cleanup_projects(docker_client: Any) -> Iterator[list[str]]:
     projects: list[str] = []
     yield projects
     for project in projects:
-        for container in docker_client.containers.list(
-                all=True, filters={"label": f"com.docker.compose.project={project}"}):
-            container.remove(force=True)
-        for network in docker_client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
-            network.remove()
+        label = {"label": f"com.docker.compose.project={project}"}
+        for container in docker_client.containers.list(all=True, filters=label):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        for network in docker_client.networks.list(filters=label):
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+
+
+@pytest.fixture
+def make_client(cleanup_projects: list[str], make_client: Any) -> Any:
+    """The app factory, set up after `cleanup_projects`: every app stops before its projects are removed.
+
+    Otherwise a deploy still in flight at the end of a test recreates containers after the cleanup.
+    """
+    return make_client
 
 
 async def wait_idle(app: Appliance, timeout: float = 60.0) -> None:

@@ -38,8 +38,9 @@ async def _deploys(app: Any, name: str) -> list[dict[str, Any]]:
 
 
 async def test_replays_and_bursts_bound_the_deploys(
-    make_client: Any, remote: Remote, busybox_image: str, docker_client: Any, stack_names: dict[str, str]
+    stack_names: dict[str, str], make_client: Any, remote: Remote, busybox_image: str, docker_client: Any
 ) -> None:
+    # stack_names comes first: its cleanup then runs after the app (and any deploy in flight) stopped.
     for folder in stack_names:
         remote.commit(f"stacks/{folder}/compose.yaml", httpd_compose(busybox_image, f"{folder}-v0"))
     config = {
