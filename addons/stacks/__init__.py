@@ -31,6 +31,8 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
     service = StackService(engine, drift)
     app.data[DOMAIN] = service
     app.bus.async_listen(RepoSynced, engine.async_on_repo_synced)
+    if not app.oneshot:
+        app.on_start(engine.async_resume)
     app.scheduler.add_cron("stacks-drift", conf["settings"]["drift_check"], drift.async_job, jitter=10,
                            timeout=300)
     app.services["stacks.deploy"] = service.async_deploy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import functools
 import logging
 import secrets as token
 from pathlib import Path
@@ -304,6 +305,29 @@ class StackEngine:
             async with self.app.runs.track("rollback", spec.name, trigger=failed.trigger, reason=reason, run=run):
                 await self.deployer.async_restore(run, spec, target, bad_revision=err.revision)
         state.last_run_id = run.id
+
+    async def async_resume(self) -> None:
+        """At start: a stack left running a bad revision (a crash cut its rollback short) is rolled back now."""
+        for name, spec in self.specs().items():
+            state = self.states.get(name)
+            current = state.deployed_revision
+            if not (current and current in state.bad and state.health == "unhealthy" and spec.rollback):
+                continue
+            self.app.scheduler.submit(f"stack:{name}", functools.partial(self._async_resume_rollback, spec, current))
+
+    async def _async_resume_rollback(self, spec: StackSpec, bad: str) -> None:
+        assert self.deployer is not None
+        target = await self._good_snapshot(spec.name, exclude=bad)
+        if target is None:
+            return
+        reason = (f"Dockmaster stopped before the failed deploy of {bad[:7]} was rolled back; "
+                  f"restoring last good revision {target['revision'][:7]}")
+        run = await self.app.runs.create("rollback", spec.name, trigger="startup", reason=reason,
+                                         details={"bad_revision": bad})
+        with _suppress_logged(spec.name):
+            async with self.app.runs.track("rollback", spec.name, trigger="startup", reason=reason, run=run):
+                await self.deployer.async_restore(run, spec, target, bad_revision=bad)
+        self.states.get(spec.name).last_run_id = run.id
 
     async def _async_manual_rollback(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
         assert self.deployer is not None

@@ -158,3 +158,29 @@ async def test_drift_seen_while_a_deploy_starts_is_not_healed(
         assert name not in engine._pending  # no "healing" deploy of the old revision queued behind it
     finally:
         deploying.set()
+
+
+async def test_rollback_cut_short_by_a_crash_runs_at_the_next_start(
+    remote: GitRemote, stacks_app: StackApp, busybox_image: str, docker_client: Any, suffix: str
+) -> None:
+    name = f"rs-{suffix}"
+    good = remote.commit({"stacks/rs/compose.yaml": httpd_compose(busybox_image, "good-v1")}, "Good")
+    client, app = await stacks_app([_stack(name, "rs")])
+    bad = remote.commit({"stacks/rs/compose.yaml": httpd_compose(busybox_image, "bad-v2", healthy=False)}, "Bad")
+    # What a kill -9 between a failed deploy and its rollback leaves: the bad revision recorded as
+    # running and unhealthy, and marked bad (so no automatic deploy would ever touch it again).
+    engine = app.data["stacks"].engine
+    state = engine.states.get(name)
+    await engine.states.async_mark_bad(state, bad, inputs_hash=None, run_id=None, error="unhealthy")
+    state.deployed_revision, state.health = bad, "unhealthy"
+    await engine.states.async_save(state)
+    await client.close()
+
+    _, app = await stacks_app([_stack(name, "rs")])
+
+    last = (await _runs(app, name))[-1]
+    assert (last["kind"], last["status"], last["trigger"]) == ("rollback", "succeeded", "startup"), last
+    assert f"restoring last good revision {good[:7]}" in last["reason"]
+    state = app.data["stacks"].engine.states.get(name)
+    assert (state.deployed_revision, state.health) == (good, "healthy")
+    assert served(docker_client, f"dm-{name}") == "good-v1"
