@@ -64,6 +64,7 @@ class Deployer:
         self.settings = settings
         self.digest_key = digest_key
         self.root = app.data_dir / "stacks"
+        self.tmp_prefix = secrets.dir_prefix(app.data_dir)
         self.gate = HealthGate(app.async_run_blocking, app.docker)
 
     # --- helpers ------------------------------------------------------------------------
@@ -167,7 +168,8 @@ class Deployer:
             await self.app.async_run_blocking(_fresh_dir, workdir)
             prepared = await self.async_prepare(spec, commit, workdir, run)
             async with secrets.async_decrypted(workdir, spec.sops, key_file=self.key_file,
-                                               digest_key=self.digest_key, on_value=run.secrets.add) as decrypted:
+                                               digest_key=self.digest_key, on_value=run.secrets.add,
+                                               prefix=self.tmp_prefix) as decrypted:
                 if decrypted.env:
                     run.log(f"decrypted {len(decrypted.env)} secret value(s) from {', '.join(spec.sops)} to tmpfs")
                 rhash = render_hash(prepared.rendered.tree_hash, spec.inputs_hash, decrypted.digest)
@@ -238,7 +240,8 @@ class Deployer:
             project = state.project or f"dm-{spec.name}"
             files = [*compose_files(snapshot), LABELS_FILE]
             async with secrets.async_decrypted(snapshot, spec.sops, key_file=self.key_file,
-                                               digest_key=self.digest_key, on_value=run.secrets.add) as decrypted:
+                                               digest_key=self.digest_key, on_value=run.secrets.add,
+                                               prefix=self.tmp_prefix) as decrypted:
                 call = ComposeCall(project, snapshot, files, self._env(spec, decrypted))
                 model = await self.compose.async_config(call, log=run.log)
                 services = sorted(name for name in model.get("services", {}))
@@ -290,14 +293,15 @@ class Deployer:
         state = self.states.get(spec.name)
         base = secrets.tmpfs_base()
         scratch = Path(await self.app.async_run_blocking(
-            lambda: tempfile.mkdtemp(prefix=secrets.DIR_PREFIX, dir=str(base) if base else None)))
+            lambda: tempfile.mkdtemp(prefix=self.tmp_prefix, dir=str(base) if base else None)))
         try:
             prepared = await self.async_prepare(spec, commit, scratch / "stack", run)
             current = Path(state.snapshot) if state.snapshot else None
             diff, changed = await self.app.async_run_blocking(unified_diff, current, scratch / "stack")
             run.log(f"{len(changed)} file(s) differ from the running deploy" if current else "nothing deployed yet")
             async with secrets.async_decrypted(scratch / "stack", spec.sops, key_file=self.key_file,
-                                               digest_key=self.digest_key, on_value=run.secrets.add) as decrypted:
+                                               digest_key=self.digest_key, on_value=run.secrets.add,
+                                               prefix=self.tmp_prefix) as decrypted:
                 project = await self.async_project(spec, state, run)
                 call = ComposeCall(project, scratch / "stack", list(prepared.rendered.compose_files),
                                    self._env(spec, decrypted))

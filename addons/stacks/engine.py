@@ -65,7 +65,8 @@ class StackEngine:
         """Load state, remove tmpfs leftovers of a crash, and prepare the deployer."""
         await self.states.async_load()
         # Only the process holding the data dir: a live daemon's folders are in use, not left over.
-        removed = await self.app.async_run_blocking(secrets.remove_leftovers) if self.app.primary else 0
+        prefix = secrets.dir_prefix(self.app.data_dir)
+        removed = await self.app.async_run_blocking(secrets.remove_leftovers, prefix) if self.app.primary else 0
         if removed:
             _LOGGER.warning("Removed %d decrypted-secrets folder(s) left on tmpfs by an earlier crash", removed)
         key = await self.app.async_run_blocking(_digest_key, self.app.data_dir / "stacks")

@@ -22,6 +22,12 @@ from appliance.errors import ValidationFailed
 _LOGGER = logging.getLogger(__name__)
 
 DIR_PREFIX = "dockmaster-"
+
+
+def dir_prefix(data_dir: Path) -> str:
+    """The tmpfs folder prefix of one Dockmaster instance (its data dir), so that crash cleanup
+    never removes the live folders of another instance sharing /dev/shm."""
+    return f"{DIR_PREFIX}{hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]}-"
 SOPS_TIMEOUT = 60.0
 
 
@@ -72,13 +78,13 @@ def _is_tmpfs(path: Path) -> bool:
     return fstype in ("tmpfs", "ramfs")
 
 
-def remove_leftovers() -> int:
-    """Delete `dockmaster-*` folders a crash left on tmpfs; returns how many (blocks on file I/O)."""
+def remove_leftovers(prefix: str = DIR_PREFIX) -> int:
+    """Delete `<prefix>*` folders a crash left on tmpfs; returns how many (blocks on file I/O)."""
     removed = 0
     base = tmpfs_base()
     if base is None:
         return 0
-    for path in base.glob(f"{DIR_PREFIX}*"):
+    for path in base.glob(f"{prefix}*"):
         # Only our own folders: owned by this user and private.
         with contextlib.suppress(OSError):
             info = path.lstat()
@@ -163,7 +169,7 @@ def digest(key: bytes, values: dict[str, str]) -> str:
 @contextlib.asynccontextmanager
 async def async_decrypted(
     root: Path, files: list[str], *, key_file: Path | None, digest_key: bytes,
-    on_value: Callable[[str], None],
+    on_value: Callable[[str], None], prefix: str = DIR_PREFIX,
 ) -> AsyncIterator[DecryptedSecrets]:
     """Decrypt a stack's SOPS files into a fresh 0700 tmpfs folder; the folder is removed on exit."""
     if not files:
@@ -172,7 +178,7 @@ async def async_decrypted(
     base = tmpfs_base()
     if base is None:
         raise SecretsError("refusing to decrypt secrets: no tmpfs (/dev/shm or $XDG_RUNTIME_DIR) is available")
-    directory = base / f"{DIR_PREFIX}{token.token_hex(8)}"
+    directory = base / f"{prefix}{token.token_hex(8)}"
     directory.mkdir(mode=0o700)
     try:
         result = DecryptedSecrets(directory=directory)

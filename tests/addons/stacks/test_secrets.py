@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pyrage
 import pytest
 
-from addons.stacks.secrets import DIR_PREFIX
+from addons.stacks.secrets import DIR_PREFIX, dir_prefix
 from tests.conftest import bearer, sign_in
 
 from .conftest import GitRemote, StackApp, container_ids, httpd_compose, sync, wait_idle
@@ -102,3 +103,19 @@ async def test_sops_marker_reaches_the_container_and_nowhere_else(
     for path in app.data_dir.rglob("*"):
         if path.is_file():
             assert marker.encode() not in path.read_bytes(), path
+
+
+async def test_start_removes_only_its_own_tmpfs_leftovers(stacks_app: StackApp, tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    mine = shm / f"{dir_prefix(tmp_path / 'data')}{secrets.token_hex(8)}"  # left by this instance's crash
+    other = shm / f"{DIR_PREFIX}{secrets.token_hex(8)}"  # in use by another instance on this machine
+    mine.mkdir(mode=0o700)
+    other.mkdir(mode=0o700)
+    try:
+        await stacks_app([{"name": f"idle-{secrets.token_hex(3)}", "repo": "infra", "path": "stacks/idle",
+                           "auto_deploy": False}])
+        assert not mine.exists()
+        assert other.exists()
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        shutil.rmtree(other, ignore_errors=True)
