@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import voluptuous as vol
@@ -78,9 +79,16 @@ async def toggle_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/stacks")
 
 
+async def script(request: web.Request) -> web.FileResponse:
+    """The stacks list's script (served from the addon, as the CSP allows only same-origin scripts)."""
+    return web.FileResponse(Path(__file__).parent / "static" / "stacks.js",
+                            headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "no-cache"})
+
+
 def register(routes: RouteTable) -> None:
     """Declare the stacks UI routes."""
     routes.get("/stacks", stacks_page, auth="read", summary="Stacks", kind="ui")
+    routes.get("/stacks/static/stacks.js", script, auth="public", summary="Stacks list script", kind="static")
     routes.get("/stacks/{name}", stack_page, auth="read", summary="Stack", kind="ui")
     routes.post("/stacks/{name}/deploy", deploy_submit, auth="deploy", summary="Deploy from the UI", kind="ui",
                 body=DEPLOY_FORM)

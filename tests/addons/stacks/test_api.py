@@ -147,3 +147,17 @@ async def test_cli_deploy_dry_run_and_rollback(
     assert back.returncode == 0, back.stdout + back.stderr
     assert served(docker_client, f"dm-{name}") == "cli-v1"
     assert (await asyncio.to_thread(cli, "deploy", "no-such-stack")).returncode != 0
+
+
+async def test_stacks_list_follows_deploys_live(stacks_app: StackApp, suffix: str) -> None:
+    client, _ = await stacks_app([{"name": f"live-{suffix}", "repo": "infra", "path": "stacks/live",
+                                   "auto_deploy": False}])
+    await sign_in(client)
+    page = await (await client.get("/stacks")).text()
+    # data-live makes the page open the events WebSocket; the script reloads the table on run events.
+    assert re.search(r'<table class="runs" id="stacks" data-live>', page)
+    assert '<script src="/stacks/static/stacks.js" defer></script>' in page
+    resp = await client.get("/stacks/static/stacks.js")
+    assert resp.status == 200 and resp.content_type == "text/javascript"
+    script = await resp.text()
+    assert "dockmaster:event" in script and "run_finished" in script
