@@ -192,8 +192,8 @@ class Deployer:
             await self._async_record_good(spec, state, project=project, revision=sha, services=services,
                                           snapshot=workdir, rhash=rhash)
             keep_workdir = True
-            if not req.automatic:
-                await self.states.async_clear_bad(state, sha)
+            # Healthy now: a bad mark (a manual deploy, or new inputs such as an added value) is void.
+            await self.states.async_clear_bad(state, sha)
             await self.states.async_add_history(spec.name, sha, run_id=run.id, kind=req.kind, outcome="good",
                                                 reason=run.reason, message=prepared.message, snapshot=str(workdir))
             await self.async_prune(spec.name, state)

@@ -18,7 +18,7 @@ from . import secrets
 from .compose import ComposeRunner
 from .deployer import DeployAborted, Deployer
 from .models import DeployRequest, StackSpec, slug_from_folder
-from .state import StateStore
+from .state import StackState, StateStore
 
 if TYPE_CHECKING:
     from appliance.core import Appliance
@@ -168,7 +168,7 @@ class StackEngine:
             return None
         state = self.states.get(spec.name)
         short = revision[:7]
-        if revision in state.bad:
+        if held_back(state, revision, spec):
             return None
         if state.deployed_revision is None:
             return f"first deploy of {spec.name} at commit {short}"
@@ -279,7 +279,7 @@ class StackEngine:
     async def _async_deploy(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
         assert self.deployer is not None
         state = self.states.get(spec.name)
-        if req.automatic and commit["sha"] in state.bad:
+        if req.automatic and held_back(state, commit["sha"], spec):
             info = state.bad[commit["sha"]]
             req.run.log(f"{commit['short']} failed before (run #{info.get('run_id')}: {info.get('error')}); "
                         "it is not retried automatically — deploy it by hand or push a fix")
@@ -366,6 +366,15 @@ class StackEngine:
         state = self.states.get(name)
         state.auto_deploy = value
         await self.states.async_save(state)
+
+
+def held_back(state: StackState, revision: str, spec: StackSpec) -> bool:
+    """True when `revision` failed with the stack's current inputs: automatic triggers leave it alone.
+
+    Once the config inputs changed (a missing value was added), the same revision may work and is tried.
+    """
+    info = state.bad.get(revision)
+    return info is not None and info.get("inputs_hash") in (None, spec.inputs_hash)
 
 
 class _suppress_logged:

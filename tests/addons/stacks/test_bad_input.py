@@ -60,3 +60,23 @@ async def test_bad_input_fails_the_run_and_keeps_the_stack_running(
         assert "the running stack was not touched" in log
         assert container_ids(docker_client, f"dm-{name}") == running
         assert served(docker_client, f"dm-{name}") == "hello-v1"
+
+
+async def test_a_revision_that_failed_for_a_missing_value_deploys_once_the_value_is_set(
+    remote: GitRemote, stacks_app: StackApp, busybox_image: str, docker_client: Any, suffix: str
+) -> None:
+    name = f"val-{suffix}"
+    sha = remote.commit({"stacks/val/compose.yaml.j2": TEMPLATE.format(image=busybox_image)}, "Templated stack")
+    entry = {"name": name, "repo": "infra", "path": "stacks/val", "health_timeout": "20s"}
+    client, app = await stacks_app([entry])
+    first = (await app.runs.list(target=name, limit=1))[0]
+    assert first["status"] == "failed" and "value 'greeting' is undefined" in first["error"]
+    await client.close()
+
+    # The user adds the value to config.yaml and restarts: same commit, new inputs, so it is retried.
+    _, app = await stacks_app([{**entry, "values": {"greeting": "hello-now"}}])
+
+    last = (await app.runs.list(target=name, limit=1))[0]
+    assert (last["status"], last["details"]["revision"], last["trigger"]) == ("succeeded", sha, "startup"), last
+    assert served(docker_client, f"dm-{name}") == "hello-now"
+    assert sha not in app.data["stacks"].engine.states.get(name).bad
