@@ -44,10 +44,8 @@ async def stack_patch(request: web.Request) -> web.Response:
     """Switch auto_deploy on or off (persisted)."""
     service = _service(request)
     name = request.match_info["name"]
-    value = request[BODY_KEY]["auto_deploy"]
-    await service.engine.async_set_auto_deploy(name, value)
-    service.app.store.audit(actor(request), "stack.auto_deploy", name, source=client_ip(request),
-                            details={"auto_deploy": value})
+    await service.async_set_auto_deploy(name, request[BODY_KEY]["auto_deploy"], actor=actor(request),
+                                        source=client_ip(request))
     return json_ok(await service.async_summary(name))
 
 

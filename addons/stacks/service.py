@@ -58,6 +58,11 @@ class StackService:
                 return
             await self.app.runs.wait_log(rollback.id, 1.0)
 
+    async def async_set_auto_deploy(self, name: str, value: bool, *, actor: str, source: str | None) -> None:
+        """Switch a stack's auto_deploy (persisted) and audit who did it."""
+        await self.engine.async_set_auto_deploy(name, value)
+        self.app.store.audit(actor, "stack.auto_deploy", name, source=source, details={"auto_deploy": value})
+
     # --- read models --------------------------------------------------------------------
 
     async def async_summary(self, name: str) -> dict[str, Any]:

@@ -72,10 +72,8 @@ async def toggle_submit(request: web.Request) -> web.StreamResponse:
     """The auto_deploy toggle of the stacks list."""
     service = _service(request)
     name = request.match_info["name"]
-    value = request[BODY_KEY]["auto_deploy"]
-    await service.engine.async_set_auto_deploy(name, value)
-    service.app.store.audit(actor(request), "stack.auto_deploy", name, source=client_ip(request),
-                            details={"auto_deploy": value})
+    await service.async_set_auto_deploy(name, request[BODY_KEY]["auto_deploy"], actor=actor(request),
+                                        source=client_ip(request))
     raise web.HTTPSeeOther("/stacks")
 
 
