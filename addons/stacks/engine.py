@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import functools
 import logging
 import secrets as token
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from appliance.errors import Conflict, NotFound
 from appliance.events import RepoSynced
 from appliance.runs import Run
+from appliance.windows import MaintenanceWindow
 
 from . import secrets
 from .compose import ComposeRunner
@@ -250,14 +253,11 @@ class StackEngine:
         spec = self.spec(req.stack)
         run = req.run
         window = self.app.window(spec.window) if req.kind != "dry_run" else None
-        if window is not None and not window.is_open():
-            self.app.runs.update(run, reason=f"{run.reason} (waiting for window {spec.window}: {window.describe()})")
-            await window.async_wait_open()
         aborted: DeployAborted | None = None
         try:
             async with (
+                self._slot_in_window(spec, run, window),
                 self.app.runs.track(run.kind, req.stack, trigger=req.trigger, reason=run.reason, run=run),
-                self._parallel,
             ):
                 commit = await self.deployer.async_commit(spec, req.revision)
                 self.app.runs.update(run, details={"revision": commit["sha"], "commit": commit["short"]})
@@ -275,6 +275,25 @@ class StackEngine:
             self.states.get(req.stack).last_run_id = run.id
         if aborted is not None and aborted.touched:
             await self._async_auto_rollback(spec, run, aborted)
+
+    @contextlib.asynccontextmanager
+    async def _slot_in_window(self, spec: StackSpec, run: Run, window: MaintenanceWindow | None) -> AsyncIterator[None]:
+        """One of `max_parallel` slots, taken while the stack's window (if any) is open; the run stays queued.
+
+        The window is read again once the slot is ours: waiting behind other deploys can outlast it,
+        and a deploy never starts after its window closed.
+        """
+        reason = run.reason
+        while True:
+            if window is not None and not window.is_open():
+                self.app.runs.update(run, reason=f"{reason} (waiting for window {spec.window}: {window.describe()})")
+                await window.async_wait_open()
+            async with self._parallel:
+                if window is None or window.is_open():
+                    if run.reason != reason:
+                        self.app.runs.update(run, reason=reason)
+                    yield
+                    return
 
     async def _async_deploy(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
         assert self.deployer is not None

@@ -184,3 +184,48 @@ async def test_rollback_cut_short_by_a_crash_runs_at_the_next_start(
     state = app.data["stacks"].engine.states.get(name)
     assert (state.deployed_revision, state.health) == (good, "healthy")
     assert served(docker_client, f"dm-{name}") == "good-v1"
+
+
+class _Window:
+    """A window the test opens and closes by hand."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.opened = asyncio.Event()
+
+    def is_open(self, now: Any = None) -> bool:
+        return self.open
+
+    def describe(self, now: Any = None) -> str:
+        return "opens when the test says so"
+
+    async def async_wait_open(self, *, poll: float = 30.0) -> None:
+        await self.opened.wait()
+
+
+async def test_deploy_waiting_for_a_slot_never_starts_after_its_window_closed(
+    remote: GitRemote, stacks_app: StackApp, busybox_image: str, docker_client: Any, suffix: str
+) -> None:
+    name = f"win-{suffix}"
+    remote.commit({"stacks/win/compose.yaml": httpd_compose(busybox_image, "w1")}, "w1")
+    window = _Window()
+    stacks = [_stack(name, "win", window="nightly", auto_deploy=False), {"settings": {"max_parallel": 1}}]
+    _, app = await stacks_app(stacks, windows={"nightly": {"cron": "0 2 * * *", "duration": "1h"}})
+    app.windows["nightly"] = window
+    engine = app.data["stacks"].engine
+    calls = engine.compose.stats.calls
+
+    async with engine._parallel:  # the only slot is busy with another stack's deploy
+        run_id = await app.data["stacks"].async_deploy(name=name, actor="tester")
+        await asyncio.sleep(0.2)
+        window.open = False  # the window closes meanwhile
+    await asyncio.sleep(0.3)
+
+    run = app.runs.active[run_id]
+    assert run.status == "queued" and "(waiting for window nightly" in run.reason
+    assert engine.compose.stats.calls == calls  # nothing ran
+    window.open = True
+    window.opened.set()
+    await wait_idle(app)
+    assert (await app.runs.get(run_id) or {})["status"] == "succeeded"
+    assert (await app.runs.get(run_id) or {})["reason"] == "manual deploy by tester"
