@@ -201,6 +201,10 @@ def export(path: Path, rev: str, subpath: str, dest: Path) -> None:
                 # The data filter is the second line of defence: no absolute or escaping member.
                 tar.extractall(dest, filter="data")
         except BaseException as err:
+            # Extraction stopped (disk full, refused member) with output still to come: git would
+            # block on the full pipe forever, and so would the wait. Stop it first.
+            with contextlib.suppress(OSError):
+                proc.proc.kill()
             with contextlib.suppress(git.GitCommandError):
                 proc.wait()
             if isinstance(err, tarfile.FilterError):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
+import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from addons.repos import tree
 from appliance.errors import NotFound, ValidationFailed
 
 from .conftest import GitRemote, repo_entry
@@ -108,3 +113,31 @@ async def test_read_file_has_path_and_list_dirs(synced: Any) -> None:
         await synced.async_read_file("0" * 40, "stacks/b/compose.yaml")
     with pytest.raises(ValidationFailed):
         await synced.async_read_file("--output=/tmp/x", "README.md")
+
+
+async def test_export_failing_mid_stream_does_not_hang(
+    make_repos_app: Any, remote: GitRemote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More than a pipe buffer of data still to come from git archive when extraction fails (disk full).
+    remote.commit({"stacks/big/compose.yaml": "services: {}\n",
+                   **{f"stacks/big/data{i}.txt": os.urandom(256 * 1024).hex() for i in range(4)}}, "Big stack")
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
+    repo = app.data["repos"].get("infra")
+
+    def disk_full(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", disk_full)
+    outcome: list[BaseException] = []
+
+    def export() -> None:
+        try:
+            tree.export(repo.path, repo.head, "stacks/big", tmp_path / "out")
+        except BaseException as err:
+            outcome.append(err)
+
+    worker = threading.Thread(target=export, daemon=True)
+    worker.start()
+    await asyncio.to_thread(worker.join, 20)
+    assert not worker.is_alive(), "export hung on a git archive nobody reads any more"
+    assert isinstance(outcome[0], OSError) and outcome[0].errno == errno.ENOSPC
