@@ -162,10 +162,17 @@ async def sync_runs(app: Appliance, name: str = "infra") -> list[dict[str, Any]]
 
 async def settled(app: Appliance, name: str = "infra") -> list[dict[str, Any]]:
     """Wait until no sync run of the repo is queued or running; returns all runs."""
+    def _live() -> bool:
+        return any(r.kind == "sync" and r.target == name for r in app.runs.active.values())
+
     async def _done() -> list[dict[str, Any]] | None:
+        # A run leaves `active` only once its final row is committed: when none is active before the
+        # read, the rows read are final. (Checking only afterwards would accept a row read stale
+        # while its run was finishing.)
+        if _live():
+            return None
         runs = await sync_runs(app, name)
-        # A run leaves `active` only once its final row is committed.
-        return runs if runs and not any(r["id"] in app.runs.active for r in runs) else None
+        return runs if runs and not _live() and not any(r["status"] in ("queued", "running") for r in runs) else None
 
     result: list[dict[str, Any]] = await wait_for(_done)
     return result
