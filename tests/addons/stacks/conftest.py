@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
-import subprocess
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,54 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from appliance.core import Appliance
 from appliance.keys import APPLIANCE_KEY
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
-    "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in `cwd` and return its stdout."""
-    env = {**os.environ, **GIT_ENV}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
-class GitRemote:
-    """A bare repo and a work tree that commits and pushes to it."""
-
-    def __init__(self, root: Path) -> None:
-        """Create both repos with one initial commit."""
-        self.bare = root / "remote.git"
-        self.work = root / "author"
-        root.mkdir(parents=True, exist_ok=True)
-        git(root, "init", "-q", "--bare", "--initial-branch=main", str(self.bare))
-        git(root, "init", "-q", "--initial-branch=main", str(self.work))
-        git(self.work, "remote", "add", "origin", str(self.bare))
-        self.commit({"README.md": "hello\n"}, "Initial commit")
-
-    def commit(self, files: dict[str, str | None], message: str) -> str:
-        """Write (None deletes) files, commit and push; returns the new sha."""
-        for rel, content in files.items():
-            target = self.work / rel
-            if content is None:
-                git(self.work, "rm", "-q", "-r", rel)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
-            git(self.work, "add", rel)
-        git(self.work, "commit", "-q", "--allow-empty", "-m", message)
-        git(self.work, "push", "-q", "origin", "HEAD:refs/heads/main")
-        return git(self.work, "rev-parse", "HEAD")
-
-    def symlink(self, rel: str, target: str, message: str) -> str:
-        """Commit a symlink `rel -> target`."""
-        link = self.work / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(target)
-        git(self.work, "add", rel)
-        return self.commit({}, message)
+from tests.support.git import GIT_ENV, GitRemote, git  # noqa: F401 - shared with the tests here
 
 
 def httpd_compose(image: str, content: str, *, healthy: bool = True, extra_env: str = "") -> str:
