@@ -114,7 +114,18 @@ class ComposeRunner:
 
     async def async_config(self, call: ComposeCall, *, log: Callable[[str], None]) -> dict[str, Any]:
         """Validate with `compose config` and return the resolved model (JSON)."""
-        code, out, err = await self.async_run(call, ["config", "--format", "json"], log=None,
+        return await self._async_model(call, [])
+
+    async def async_env_files(self, call: ComposeCall) -> dict[str, list[Any]]:
+        """Each service's `env_file:` entries (absolute paths), which the resolved model has already read.
+
+        Only `--no-interpolate` keeps them in the model; a path holding `${VAR}` stays unexpanded.
+        """
+        model = await self._async_model(call, ["--no-interpolate"])
+        return {name: list(service.get("env_file") or []) for name, service in (model.get("services") or {}).items()}
+
+    async def _async_model(self, call: ComposeCall, flags: list[str]) -> dict[str, Any]:
+        code, out, err = await self.async_run(call, ["config", "--format", "json", *flags], log=None,
                                               timeout=CONFIG_TIMEOUT, capture=True)
         if code != 0:
             raise ComposeError(f"compose config rejected the stack: {_last_words(err)}")

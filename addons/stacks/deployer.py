@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
+import functools
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -16,18 +15,18 @@ from appliance.errors import DockmasterError, NotFound, Unavailable
 from appliance.events import DeployFailed, DeployStarted, DeploySucceeded, RollbackFailed, RollbackSucceeded
 from appliance.runs import Run
 
-from . import secrets
-from .compose import LABELS_FILE, ComposeCall, ComposeRunner, redacted_config, write_labels_override
+from . import dryrun, hostpaths, mounts, secrets
+from .compose import ComposeCall, ComposeRunner, write_labels_override
 from .health import HealthGate, list_project, projects_named
 from .models import DeployRequest, StackSpec
-from .render import GENERATED_PREFIX, Rendered, compose_files, render, render_hash
+from .render import TEMPLATE_SUFFIX, Rendered, compose_files, render, render_hash
 from .state import StackState, StateStore
+from .workdir import Manifest, WorkingFolder, build_manifest, read_manifest, write_manifest
 
 if TYPE_CHECKING:
     from appliance.core import Appliance
 
 _LOGGER = logging.getLogger(__name__)
-DIFF_CAP = 200_000
 
 
 class DeployAborted(DockmasterError):
@@ -50,6 +49,7 @@ class Prepared:
     short: str
     message: str
     rendered: Rendered
+    manifest: Manifest
 
 
 class Deployer:
@@ -66,6 +66,7 @@ class Deployer:
         self.root = app.data_dir / "stacks"
         self.tmp_prefix = secrets.dir_prefix(app.data_dir)
         self.gate = HealthGate(app.async_run_blocking, app.docker)
+        self._host_paths: hostpaths.HostPaths | None = None
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -78,6 +79,18 @@ class Deployer:
     def snapshots_dir(self, name: str) -> Path:
         """Where a stack's rendered snapshots live."""
         return self.root / name / "snapshots"
+
+    def folder(self, name: str) -> WorkingFolder:
+        """A stack's stable working folder (compose's project folder for everything it does)."""
+        return WorkingFolder(self.root / name)
+
+    async def async_host_paths(self) -> hostpaths.HostPaths:
+        """Where the data dir is on the Docker host (found once: a container's mounts do not change)."""
+        if self._host_paths is None:
+            self._host_paths = await self.app.async_run_blocking(hostpaths.detect, self.app.docker(),
+                                                                 self.app.data_dir)
+            _LOGGER.info("Stacks: %s", self._host_paths.how)
+        return self._host_paths
 
     async def async_commit(self, spec: StackSpec, revision: str | None) -> dict[str, Any]:
         """The commit a deploy uses: the given revision or the repo's fetched head."""
@@ -107,8 +120,43 @@ class Deployer:
         rendered = await self.app.async_run_blocking(render, dest, spec.values)
         if rendered.templates:
             run.log("rendered " + ", ".join(rendered.templates))
+        manifest = await self.app.async_run_blocking(build_manifest, dest)
+        await self.app.async_run_blocking(write_manifest, dest, manifest)
         message = (commit.get("message") or "").strip().splitlines()
-        return Prepared(commit["sha"], commit["short"], message[0] if message else "", rendered)
+        return Prepared(commit["sha"], commit["short"], message[0] if message else "", rendered, manifest)
+
+    async def async_migrate(self, spec: StackSpec, state: StackState, run: Run) -> None:
+        """Once, after an upgrade: carry the running snapshot's untracked files (`./data`) into the working folder."""
+        folder = self.folder(spec.name)
+        legacy = Path(state.snapshot) if state.snapshot else None
+        if legacy is None or not state.deployed_revision or await self.app.async_run_blocking(folder.root.exists):
+            return
+        if not await self.app.async_run_blocking(legacy.is_dir) or \
+                await self.app.async_run_blocking(read_manifest, legacy) is not None:
+            return
+        tracked = await self._async_tracked_names(spec, state.deployed_revision, legacy)
+        moved = await self.app.async_run_blocking(folder.adopt_legacy, legacy, tracked)
+        if moved:
+            run.log(f"moved {len(moved)} untracked item(s) of the running deploy ({', '.join(moved[:5])}"
+                    f"{', ...' if len(moved) > 5 else ''}) from {legacy} into the stack's working folder "
+                    f"{folder.root}; they stay there across deploys and rollbacks")
+        else:
+            run.log(f"the stack now deploys from its working folder {folder.root}")
+
+    async def _async_tracked_names(self, spec: StackSpec, revision: str, legacy: Path) -> set[str]:
+        """The rendered file names of a stack folder at a revision (from git; else the compose files)."""
+        repo = self.app.data["repos"].get(spec.repo)
+        scratch = Path(await self.app.async_run_blocking(
+            functools.partial(tempfile.mkdtemp, prefix=".export-", dir=str(self.root))))
+        try:
+            await repo.async_export(revision, spec.path, scratch / "tree")
+            names = await self.app.async_run_blocking(build_manifest, scratch / "tree")
+            return {rel.removesuffix(TEMPLATE_SUFFIX) for rel in names}
+        except Exception as err:  # a revision gone from git: only the compose files count as tracked
+            _LOGGER.warning("Stack %s: cannot list the files of %s (%s)", spec.name, revision[:7], err)
+            return set(await self.app.async_run_blocking(compose_files, legacy))
+        finally:
+            await self.app.async_run_blocking(shutil.rmtree, scratch, True)
 
     async def async_project(self, spec: StackSpec, state: StackState, run: Run) -> str:
         """The compose project name; adopts a project already running as `dm-<stack>` or `<stack>`."""
@@ -125,11 +173,65 @@ class Deployer:
             return spec.name
         return default
 
-    def _env(self, spec: StackSpec, decrypted: secrets.DecryptedSecrets) -> dict[str, str]:
+    def env_for(self, spec: StackSpec, decrypted: secrets.DecryptedSecrets) -> dict[str, str]:
+        """The variables a compose call of the stack gets: its `env`, then its decrypted SOPS values."""
         env = {**spec.env, **decrypted.env}
         if decrypted.directory is not None:
             env["DOCKMASTER_SECRETS_DIR"] = str(decrypted.directory)
         return env
+
+    async def _async_stage(self, spec: StackSpec, state: StackState, run: Run, *, snapshot: Path,
+                           manifest: Manifest, revision: str,
+                           decrypted: secrets.DecryptedSecrets) -> tuple[ComposeCall, list[str]]:
+        """Write a revision into the working folder and settle what compose runs; touches no container."""
+        folder = self.folder(spec.name)
+        report = await self.app.async_run_blocking(folder.sync, snapshot, manifest)
+        run.log(f"working folder {folder.root}: {report.describe()}")
+        project = await self.async_project(spec, state, run)
+        files = await self.app.async_run_blocking(compose_files, snapshot)
+        call = ComposeCall(project, folder.root, list(files), self.env_for(spec, decrypted))
+        run.log(f"compose config: validating {', '.join(call.files)}")
+        model = await self.compose.async_config(call, log=run.log)
+        services = sorted(model.get("services", {}))
+        if not services:
+            raise DeployAborted("the compose file defines no services", revision=revision, touched=False)
+        plan = await self.async_mount_plan(call, model, decrypted, run)
+        override = folder.generated(mounts.OVERRIDE_FILE)
+        if plan.services:
+            await self.app.async_run_blocking(mounts.write_override, override, plan)
+            call.files.append(mounts.OVERRIDE_FILE)
+        else:
+            await self.app.async_run_blocking(functools.partial(override.unlink, missing_ok=True))
+        call.files.append(await self.app.async_run_blocking(
+            functools.partial(write_labels_override, folder.root, services, stack=spec.name, revision=revision)))
+        return call, services
+
+    async def async_mount_plan(self, call: ComposeCall, model: dict[str, Any], decrypted: secrets.DecryptedSecrets,
+                               run: Run, *, host: hostpaths.HostPaths | None = None) -> mounts.MountPlan:
+        """Bind sources as the Docker host knows them and SOPS env files read from tmpfs (logged)."""
+        env_files = None
+        if decrypted.files or mounts.reads_sops(model):
+            # Only then is the second `compose config` worth its cost: which env_file names which file.
+            env_files = await self.compose.async_env_files(call)
+        plan = await self.app.async_run_blocking(functools.partial(
+            mounts.plan, model, root=call.root, host=host or await self.async_host_paths(), decrypted=decrypted.files,
+            env_files=env_files))
+        for note in plan.notes:
+            run.log(note)
+        return plan
+
+    async def _async_unstage(self, spec: StackSpec, state: StackState, run: Run) -> None:
+        """Put the running revision's files back into the working folder after a deploy failed early."""
+        running = Path(state.snapshot) if state.snapshot else None
+        manifest = await self.app.async_run_blocking(read_manifest, running) if running else {}
+        if manifest is None or not await self.app.async_run_blocking(self.folder(spec.name).root.is_dir):
+            return
+        try:
+            await self.app.async_run_blocking(self.folder(spec.name).sync, running or self.root, manifest)
+        except Exception as err:  # the deploy already failed; say why the files stayed
+            run.log(f"could not put the running revision's files back into the working folder: {err}")
+        else:
+            run.log("the working folder holds the running revision's files again")
 
     async def _async_up_and_gate(self, spec: StackSpec, call: ComposeCall, services: list[str], run: Run) -> None:
         run.log(f"compose up ({call.project}, pull {spec.pull})")
@@ -161,13 +263,13 @@ class Deployer:
         state = self.states.get(spec.name)
         sha, short = commit["sha"], commit["short"]
         self.app.bus.async_fire(DeployStarted(stack=spec.name, revision=sha, reason=run.reason, run_id=run.id))
-        workdir = self.snapshots_dir(spec.name) / f"{run.id}-{short}"
-        touched = False
-        keep_workdir = False
+        snapshot = self.snapshots_dir(spec.name) / f"{run.id}-{short}"
+        touched = staged = keep_snapshot = False
         try:
-            await self.app.async_run_blocking(_fresh_dir, workdir)
-            prepared = await self.async_prepare(spec, commit, workdir, run)
-            async with secrets.async_decrypted(workdir, spec.sops, key_file=self.key_file,
+            await self.app.async_run_blocking(_fresh_dir, snapshot)
+            prepared = await self.async_prepare(spec, commit, snapshot, run)
+            await self.async_migrate(spec, state, run)
+            async with secrets.async_decrypted(snapshot, spec.sops, key_file=self.key_file,
                                                digest_key=self.digest_key, on_value=run.secrets.add,
                                                prefix=self.tmp_prefix) as decrypted:
                 if decrypted.env:
@@ -179,23 +281,18 @@ class Deployer:
                     state.deployed_revision = sha
                     await self.states.async_save(state)
                     return "skipped"
-                project = await self.async_project(spec, state, run)
-                call = ComposeCall(project, workdir, list(prepared.rendered.compose_files), self._env(spec, decrypted))
-                run.log(f"compose config: validating {', '.join(call.files)}")
-                model = await self.compose.async_config(call, log=run.log)
-                services = sorted(model.get("services", {}))
-                if not services:
-                    raise DeployAborted("the compose file defines no services", revision=sha, touched=False)
-                call.files.append(write_labels_override(workdir, services, stack=spec.name, revision=sha))
+                staged = True
+                call, services = await self._async_stage(spec, state, run, snapshot=snapshot,
+                                                         manifest=prepared.manifest, revision=sha, decrypted=decrypted)
                 touched = True
                 await self._async_up_and_gate(spec, call, services, run)
-            await self._async_record_good(spec, state, project=project, revision=sha, services=services,
-                                          snapshot=workdir, rhash=rhash)
-            keep_workdir = True
+            await self._async_record_good(spec, state, project=call.project, revision=sha, services=services,
+                                          snapshot=snapshot, rhash=rhash)
+            keep_snapshot = True
             # Healthy now: a bad mark (a manual deploy, or new inputs such as an added value) is void.
             await self.states.async_clear_bad(state, sha)
             await self.states.async_add_history(spec.name, sha, run_id=run.id, kind=req.kind, outcome="good",
-                                                reason=run.reason, message=prepared.message, snapshot=str(workdir))
+                                                reason=run.reason, message=prepared.message, snapshot=str(snapshot))
             await self.async_prune(spec.name, state)
             run.log(f"{spec.name} is healthy at {short}")
             self.app.bus.async_fire(DeploySucceeded(stack=spec.name, revision=sha, reason=run.reason, run_id=run.id))
@@ -208,11 +305,13 @@ class Deployer:
                 state.health = "unhealthy"
                 state.deployed_revision = sha
                 if not (spec.rollback and state.good_revision):
-                    # Nothing to go back to: the containers now run from this folder, so it stays.
-                    state.snapshot = str(workdir)
-                    keep_workdir = True
+                    # Nothing to go back to: the working folder holds this revision, so its snapshot stays.
+                    state.snapshot = str(snapshot)
+                    keep_snapshot = True
                 await self.states.async_save(state)
             else:
+                if staged:
+                    await self._async_unstage(spec, state, run)
                 run.log("the running stack was not touched")
             await self.states.async_mark_bad(state, sha, inputs_hash=spec.inputs_hash, run_id=run.id,
                                              error=run.secrets(cause))
@@ -222,8 +321,8 @@ class Deployer:
                                                  run_id=run.id))
             raise DeployAborted(cause, revision=sha, touched=touched) from err
         finally:
-            if not keep_workdir:
-                await self.app.async_run_blocking(shutil.rmtree, workdir, True)
+            if not keep_snapshot:
+                await self.app.async_run_blocking(shutil.rmtree, snapshot, True)
 
     # --- restore (rollback) ---------------------------------------------------------------
 
@@ -234,19 +333,21 @@ class Deployer:
         revision = target["revision"]
         snapshot = Path(target["snapshot"])
         self.app.runs.update(run, details={"revision": revision, "bad_revision": bad_revision})
+        staged = False
         try:
-            if not await self.app.async_run_blocking(snapshot.is_dir):
+            manifest = await self.app.async_run_blocking(read_manifest, snapshot)
+            if manifest is None:
                 raise DeployAborted(f"the snapshot of {revision[:7]} is gone", revision=revision, touched=False)
-            project = state.project or f"dm-{spec.name}"
-            files = [*compose_files(snapshot), LABELS_FILE]
+            await self.async_migrate(spec, state, run)
             async with secrets.async_decrypted(snapshot, spec.sops, key_file=self.key_file,
                                                digest_key=self.digest_key, on_value=run.secrets.add,
                                                prefix=self.tmp_prefix) as decrypted:
-                call = ComposeCall(project, snapshot, files, self._env(spec, decrypted))
-                model = await self.compose.async_config(call, log=run.log)
-                services = sorted(name for name in model.get("services", {}))
+                staged = True
+                call, services = await self._async_stage(spec, state, run, snapshot=snapshot, manifest=manifest,
+                                                         revision=revision, decrypted=decrypted)
+                staged = False  # from here on the containers change: the folder must match them
                 await self._async_up_and_gate(spec, call, services, run)
-            await self._async_record_good(spec, state, project=project, revision=revision, services=services,
+            await self._async_record_good(spec, state, project=call.project, revision=revision, services=services,
                                           snapshot=snapshot, rhash=None)
             state.render_hash = None  # re-rendered and compared at the next automatic deploy
             await self.states.async_save(state)
@@ -259,6 +360,8 @@ class Deployer:
         except asyncio.CancelledError:
             raise
         except Exception as err:
+            if staged:
+                await self._async_unstage(spec, state, run)
             cause = run.secrets(str(err) or type(err).__name__)
             state.health = "failed"
             await self.states.async_save(state)
@@ -268,7 +371,11 @@ class Deployer:
             raise
 
     async def async_prune(self, name: str, state: StackState) -> None:
-        """Keep the newest `keep_snapshots` good snapshots plus the running one; delete the rest."""
+        """Keep the newest `keep_snapshots` good snapshots plus the running one; delete the rest.
+
+        A snapshot holds only a revision's rendered tracked files; what containers write lives in the
+        working folder, which pruning never touches.
+        """
         rows = await self.states.async_good_snapshots(name)
         keep = {row["snapshot"] for row in rows[: self.settings["keep_snapshots"]]}
         if state.snapshot:
@@ -283,39 +390,14 @@ class Deployer:
             run_id = int(Path(path).name.split("-")[0]) if Path(path).name.split("-")[0].isdigit() else 0
             if run_id and run_id in self.app.runs.active:
                 continue
+            if await self.app.async_run_blocking(read_manifest, Path(path)) is None:
+                # Made before working folders: it may hold data a container wrote, which is never deleted.
+                continue
             await self.app.async_run_blocking(shutil.rmtree, path, True)
-
-    # --- dry run ------------------------------------------------------------------------
 
     async def async_dry_run(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
         """Render and decrypt on tmpfs, diff against the running snapshot, validate; change nothing."""
-        run = req.run
-        state = self.states.get(spec.name)
-        base = secrets.tmpfs_base()
-        scratch = Path(await self.app.async_run_blocking(
-            lambda: tempfile.mkdtemp(prefix=self.tmp_prefix, dir=str(base) if base else None)))
-        try:
-            prepared = await self.async_prepare(spec, commit, scratch / "stack", run)
-            current = Path(state.snapshot) if state.snapshot else None
-            diff, changed = await self.app.async_run_blocking(unified_diff, current, scratch / "stack")
-            run.log(f"{len(changed)} file(s) differ from the running deploy" if current else "nothing deployed yet")
-            async with secrets.async_decrypted(scratch / "stack", spec.sops, key_file=self.key_file,
-                                               digest_key=self.digest_key, on_value=run.secrets.add,
-                                               prefix=self.tmp_prefix) as decrypted:
-                project = await self.async_project(spec, state, run)
-                call = ComposeCall(project, scratch / "stack", list(prepared.rendered.compose_files),
-                                   self._env(spec, decrypted))
-                model = await self.compose.async_config(call, log=run.log)
-                config_text = redacted_config(model, lambda text: self.app.redactor(run.secrets(text)))
-            run.log("compose config: valid")
-            self.app.runs.update(run, details={
-                "dry_run": True, "revision": prepared.revision, "changed_files": changed,
-                "diff": self.app.redactor(run.secrets(diff))[:DIFF_CAP], "compose_config": config_text[:DIFF_CAP],
-            })
-            state.last_dry_run_id = run.id
-            await self.states.async_save(state)
-        finally:
-            await self.app.async_run_blocking(shutil.rmtree, scratch, True)
+        await dryrun.async_dry_run(self, req, spec, commit)
 
 
 def _fresh_dir(path: Path) -> None:
@@ -325,41 +407,3 @@ def _fresh_dir(path: Path) -> None:
 
 def _names(base: Path) -> list[str]:
     return [p.name for p in base.iterdir()] if base.is_dir() else []
-
-
-def _files(root: Path | None) -> dict[str, Path]:
-    if root is None or not root.is_dir():
-        return {}
-    out = {}
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = Path(dirpath, name)
-            rel = path.relative_to(root).as_posix()
-            if not rel.startswith(GENERATED_PREFIX):
-                out[rel] = path
-    return out
-
-
-def unified_diff(old_root: Path | None, new_root: Path) -> tuple[str, list[str]]:
-    """A unified diff of two rendered trees and the list of changed files (blocks on file I/O)."""
-    old, new = _files(old_root), _files(new_root)
-    chunks: list[str] = []
-    changed: list[str] = []
-    for rel in sorted(set(old) | set(new)):
-        a = _read_lines(old.get(rel))
-        b = _read_lines(new.get(rel))
-        if a == b:
-            continue
-        changed.append(rel)
-        chunks.extend(difflib.unified_diff(a, b, f"running/{rel}" if rel in old else "/dev/null",
-                                           f"new/{rel}" if rel in new else "/dev/null"))
-    return "".join(chunks), changed
-
-
-def _read_lines(path: Path | None) -> list[str]:
-    if path is None:
-        return []
-    data = path.read_bytes()
-    if b"\0" in data[:8192]:
-        return [f"<binary file, {len(data)} bytes>\n"]
-    return data.decode(errors="replace").splitlines(keepends=True)

@@ -22,6 +22,7 @@ from .compose import ComposeRunner
 from .deployer import DeployAborted, Deployer
 from .models import DeployRequest, StackSpec, slug_from_folder
 from .state import StackState, StateStore
+from .workdir import read_manifest
 
 if TYPE_CHECKING:
     from appliance.core import Appliance
@@ -375,7 +376,8 @@ class StackEngine:
                 continue
             if exclude and row["revision"] == exclude:
                 continue
-            if await self.app.async_run_blocking(Path(row["snapshot"]).is_dir):
+            # Snapshots made before working folders have no manifest: such a revision is rendered again.
+            if await self.app.async_run_blocking(read_manifest, Path(row["snapshot"])) is not None:
                 return row
         return None
 

@@ -42,6 +42,7 @@ class DecryptedSecrets:
     directory: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     digest: str = ""
+    files: dict[str, Path] = field(default_factory=dict)  # SOPS file (stack-relative) -> decrypted dotenv copy
 
 
 def sops_binary() -> str | None:
@@ -187,7 +188,11 @@ async def async_decrypted(
             for value in values.values():
                 on_value(value)
             result.env.update(values)
-            target = directory / (Path(rel).name.replace(".sops", "").removesuffix(".env") + ".env")
+            stem = Path(rel).name.replace(".sops", "").removesuffix(".env")
+            target = directory / f"{stem}.env"
+            if target in result.files.values():  # two SOPS files of the same name in different folders
+                target = directory / f"{stem}-{len(result.files)}.env"
+            result.files[rel] = target
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.writelines(f"{k}={json.dumps(v) if chr(10) in v else v}\n" for k, v in values.items())
