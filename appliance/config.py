@@ -55,6 +55,8 @@ AUTH_SCHEMA = vol.Schema(
         vol.Optional("users", default=[]): vol.All(cv.ensure_list, [_USER_SCHEMA], cv.unique_names("username")),
         vol.Optional("tokens", default=[]): vol.All(cv.ensure_list, [_TOKEN_SCHEMA], cv.unique_names("name")),
         vol.Optional("login_attempts", default=5): cv.positive_int,
+        vol.Optional("address_attempts", default=20): cv.positive_int,
+        vol.Optional("global_attempts", default=200): cv.positive_int,
         vol.Optional("lockout", default="5m"): cv.positive_duration,
     }
 )

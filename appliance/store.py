@@ -62,6 +62,19 @@ CORE_MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, key)
     );
     """,
+    """
+    CREATE TABLE sessions (
+        key TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        cred TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    CREATE INDEX runs_finished ON runs (finished);
+    CREATE INDEX audit_time ON audit (time);
+    CREATE INDEX events_time ON events (time);
+    """,
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -86,23 +87,33 @@ async def create_app(config_path: Path, *, checked: CheckResult | None = None) -
         client_max_size=CLIENT_MAX_SIZE,
     )
     webapp[APPLIANCE_KEY] = appliance
-    webapp[AUTH_KEY] = AuthManager(
+    auth = webapp[AUTH_KEY] = AuthManager(
         appliance.auth_conf,
         idle_timeout=http_conf["session_idle_timeout"].total_seconds(),
         max_age=http_conf["session_max_age"].total_seconds(),
     )
+    await auth.async_load(appliance.store)
     webapp[LIVE_KEY] = LiveHub(appliance.bus)
     appliance.ui.setup(webapp)
     appliance.api.install(webapp)
     webapp.router.add_static("/static", STATIC_DIR, append_version=True)
     webapp.cleanup_ctx.append(_appliance_ctx)
-    if webapp[AUTH_KEY].bootstrap_token:
-        _LOGGER.warning(
-            "No user is configured. Sign in once at /login with the bootstrap token %s, "
-            "then add a user (dockmaster hash-password) to auth.users.",
-            webapp[AUTH_KEY].bootstrap_token,
-        )
+    announce_bootstrap(auth.issue_bootstrap_token())
     return webapp
+
+
+def announce_bootstrap(token: str | None) -> None:
+    """Show the one-time bootstrap token on the console, never through logging.
+
+    Log handlers may feed files or collectors; the token goes to stderr once and only its hash is
+    kept. It exists only while neither users nor tokens are configured, so nobody who could read
+    this process's output through the API exists yet.
+    """
+    if token is None:
+        return
+    _LOGGER.warning("No user or token is configured: the one-time bootstrap token is printed on the console")
+    print(f"\nDockmaster: no user is configured. Sign in once at /login with the bootstrap token\n\n    {token}\n\n"
+          "then add a user (dockmaster hash-password) to auth.users.\n", file=sys.stderr, flush=True)
 
 
 async def _appliance_ctx(webapp: web.Application) -> AsyncIterator[None]:
@@ -111,6 +122,7 @@ async def _appliance_ctx(webapp: web.Application) -> AsyncIterator[None]:
     await appliance.async_start()
     appliance.bus.async_fire(ApplianceStarted(version=appliance.version, addons=sorted(appliance.loaded_addons)))
     yield
+    webapp[AUTH_KEY].close()
     await webapp[LIVE_KEY].async_close()
     await appliance.async_stop()
     await appliance.store.async_close()

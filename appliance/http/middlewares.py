@@ -212,8 +212,9 @@ def resolve_identity(request: web.Request) -> Identity | None:
         if identity is None:
             raise Unauthorized("invalid API token")
         return identity
-    session_id = request.cookies.get(SECURE_COOKIE) or request.cookies.get(COOKIE)
-    session = auth.session(session_id)
+    # Over https only the `__Host-` cookie counts: a plain `dm_session` could have been planted by a
+    # sibling subdomain or over http, and would otherwise fix the session (cookie tossing).
+    session = auth.session(request.cookies.get(cookie_name(request)))
     return auth.identity_for_session(session) if session else None
 
 
