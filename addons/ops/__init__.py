@@ -33,7 +33,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("auto_update", default=False): cv.boolean,
         vol.Optional("update_window"): cv.slug,
         vol.Optional("reboot_required_file", default="/var/run/reboot-required"): cv.path,
-        vol.Optional("containers", default="all"): cv.one_of("all", "managed"),
+        vol.Optional("containers", default="managed"): cv.one_of("all", "managed"),
     }
 )
 
