@@ -30,6 +30,8 @@ HTTP_SCHEMA = vol.Schema(
         vol.Optional("trusted_proxies", default=[]): vol.All(cv.ensure_list, [cv.ip_network]),
         vol.Optional("session_idle_timeout", default="8h"): cv.positive_duration,
         vol.Optional("session_max_age", default="7d"): cv.positive_duration,
+        vol.Optional("max_websockets", default=64): cv.positive_int,
+        vol.Optional("max_websockets_per_identity", default=8): cv.positive_int,
     }
 )
 

@@ -47,6 +47,7 @@ class Appliance:
 
     def __init__(self, checked: CheckResult, *, oneshot: bool = False) -> None:
         """Build the services from a checked config; nothing is opened yet."""
+        from .http.limits import SocketLimits
         from .http.routes import RouteTable
         from .http.ui import UiRegistry
 
@@ -70,6 +71,9 @@ class Appliance:
         self.runs = RunManager(self.store, self.bus, self.redactor)
         self.windows: dict[str, MaintenanceWindow] = {}
         self.api: RouteTable = RouteTable()
+        # Live connections (event streams, log viewers) each hold a slot until they close.
+        self.sockets = SocketLimits(self.http_conf.get("max_websockets", 64),
+                                    self.http_conf.get("max_websockets_per_identity", 8))
         self.ui: UiRegistry = UiRegistry()
         self.data: dict[str, Any] = {}
         self.loaded_addons: list[str] = []
@@ -198,6 +202,7 @@ class Appliance:
             },
             "config_errors": [issue.as_dict() for issue in self.checked.issues],
             "active_runs": len(self.runs.active),
+            "limits": {"websockets": self.sockets.status()},
             "windows": {
                 name: {"open": w.is_open(), "next_open": w.next_open().isoformat(), "text": w.describe()}
                 for name, w in self.windows.items()

@@ -26,6 +26,7 @@ _RUN_BODY = vol.Schema({
     vol.Optional("target"): vol.Any(None, vol.All(str, vol.Length(max=256))),
     vol.Optional("args", default={}): vol.Any(None, dict),
 })
+FOLLOWERS_CAP = "log_followers_per_container"
 _FOLLOW_QUERY = {vol.Optional("tail", default=100): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000))}
 
 
@@ -86,9 +87,10 @@ async def logs_follow(request: web.Request) -> web.StreamResponse:
     identity = request[IDENTITY_KEY]
     admin = identity is not None and identity.allows("admin")
     container = await app.async_run_blocking(_open_container, app, name, admin)
-    app.store.audit(actor(request), "ops:logs_follow", name, source=client_ip(request))
-    follower = LogFollower(container, tail=request[QUERY_KEY]["tail"])
-    return await follower.async_serve(request)
+    with app.sockets.acquire(actor(request), group=f"container {name}", cap=FOLLOWERS_CAP):
+        app.store.audit(actor(request), "ops:logs_follow", name, source=client_ip(request))
+        follower = LogFollower(container, tail=request[QUERY_KEY]["tail"])
+        return await follower.async_serve(request)
 
 
 async def updates_list(request: web.Request) -> web.Response:
