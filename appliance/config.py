@@ -11,6 +11,7 @@ import voluptuous as vol
 
 from . import cv
 from .const import CORE_DOMAINS, DEFAULT_PORT, SCOPES
+from .retention import RETENTION_SCHEMA
 from .yaml import LoadIssue, Mark, NodeDict, Secret, load_config_yaml, locate, mark_of, strip_marks
 
 DOCKMASTER_SCHEMA = vol.Schema(
@@ -19,6 +20,7 @@ DOCKMASTER_SCHEMA = vol.Schema(
         vol.Optional("data_dir"): cv.path,
         vol.Optional("time_zone", default="UTC"): cv.time_zone,
         vol.Optional("log_level", default="info"): cv.log_level,
+        vol.Optional("retention", default={}): RETENTION_SCHEMA,
     }
 )
 

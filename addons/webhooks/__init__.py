@@ -9,6 +9,7 @@ import voluptuous as vol
 
 from appliance import cv
 from appliance.core import Appliance
+from appliance.retention import PruneRule
 
 from . import views
 from .history import DeliveryLog
@@ -81,6 +82,7 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
                                    item["debounce"].total_seconds())
     log = DeliveryLog(app.store)
     await log.async_load()
+    app.retention.register(PruneRule("deliveries", "webhook_deliveries"))
     receiver = WebhookReceiver(app, hooks, log, repos)
     app.data[DOMAIN] = receiver
     app.api.post(

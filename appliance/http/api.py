@@ -52,7 +52,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """The appliance summary."""
-    return web.json_response(request.app[APPLIANCE_KEY].status())
+    app = request.app[APPLIANCE_KEY]
+    await app.store.async_size()
+    return web.json_response(app.status())
 
 
 async def runs_list(request: web.Request) -> web.Response:

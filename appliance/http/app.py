@@ -68,6 +68,9 @@ async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) 
     api.register(app.api)
     views.register(app.api)
     await async_setup_addons(app, configured, invalid)
+    if app.primary and not oneshot:
+        app.scheduler.add_cron("core.retention", app.retention.conf["prune"], app.retention.async_prune,
+                               jitter=60, timeout=1800)
     return app
 
 

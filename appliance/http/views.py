@@ -95,6 +95,7 @@ async def dashboard(request: web.Request) -> web.Response:
     """Appliance status, addon errors and recent runs (updated live)."""
     app = request.app[APPLIANCE_KEY]
     runs = await app.runs.list(limit=15)
+    await app.store.async_size()
     return render(request, "dashboard.html", {"status": app.status(), "runs": runs})
 
 
