@@ -19,7 +19,7 @@ from ..keys import APPLIANCE_KEY, AUTH_KEY, LIVE_KEY
 from ..loader import async_setup_addons
 from . import api, views
 from .live import LiveHub
-from .middlewares import auth_middleware, error_middleware, forwarded_middleware, headers_middleware
+from .middlewares import auth_middleware, error_middleware, forwarded_middleware, security_headers
 from .ui import STATIC_DIR
 
 _LOGGER = logging.getLogger(__name__)
@@ -86,9 +86,10 @@ async def create_app(config_path: Path, *, checked: CheckResult | None = None) -
     appliance = await async_build_appliance(checked)
     http_conf = appliance.http_conf
     webapp = web.Application(
-        middlewares=[error_middleware, forwarded_middleware, headers_middleware, auth_middleware],
+        middlewares=[error_middleware, forwarded_middleware, auth_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
+    webapp.on_response_prepare.append(security_headers)
     webapp[APPLIANCE_KEY] = appliance
     auth = webapp[AUTH_KEY] = AuthManager(
         appliance.auth_conf,

@@ -158,16 +158,9 @@ async def forwarded_middleware(request: web.Request, handler: Handler) -> web.St
     return await handler(request.clone(**changes) if changes else request)
 
 
-@web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Security headers on every response, redirects raised as exceptions included."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        _security_headers(request, exc.headers)
-        raise
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Security headers on every response (`on_response_prepare`): errors, redirects, files and sockets too."""
     _security_headers(request, response.headers)
-    return response
 
 
 def same_origin(request: web.Request) -> bool:
