@@ -104,6 +104,8 @@ class CheckResult:
     domains: dict[str, Any] = field(default_factory=dict)
     issues: list[ConfigIssue] = field(default_factory=list)
     invalid_domains: set[str] = field(default_factory=set)
+    # Problems that do not stop anything but should be fixed (e.g. key files others can read).
+    warnings: list[ConfigIssue] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -262,7 +264,43 @@ def check_config(path: Path, *, secrets_file: Path | None = None) -> CheckResult
             result.domains[domain] = schema({})
     result.issues.sort(key=lambda i: (i.mark.file if i.mark else "", i.mark.line if i.mark else 0))
     _hide_secrets(result.issues, raw)
+    result.warnings = readable_secret_files(path, secrets_file or path.parent / "secrets.yaml", result.domains)
     return result
+
+
+# Config keys whose value is a file that must stay private (private keys, age identities).
+KEY_FILE_KEYS = frozenset({"ssh_key", "sops_age_key_file", "key"})
+
+
+def _key_files(node: Any, prefix: str = "") -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key in KEY_FILE_KEYS and isinstance(value, str | Path):
+                found.append((where, str(value)))
+            else:
+                found.extend(_key_files(value, where))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(_key_files(value, f"{prefix}[{index}]"))
+    return found
+
+
+def readable_secret_files(config: Path, secrets_file: Path, domains: dict[str, Any]) -> list[ConfigIssue]:
+    """Warnings for `secrets.yaml` and key files that the group or others may read (blocks: stat)."""
+    candidates = [("", str(secrets_file)), *_key_files(domains)]
+    warnings = []
+    for where, name in candidates:
+        file = Path(name) if Path(name).is_absolute() else config.parent / name
+        try:
+            mode = file.stat().st_mode
+        except OSError:
+            continue  # missing files are reported by the addon that needs them
+        if mode & 0o077:
+            warnings.append(ConfigIssue(where, f"{file} is readable by group or others (mode {mode & 0o777:o}); "
+                                               f"run: chmod 600 {file}"))
+    return warnings
 
 
 def _secrets_in(node: Any) -> dict[str, str]:

@@ -63,6 +63,8 @@ async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) 
     app.bus.async_listen(MATCH_ALL, _history)
     for issue in checked.issues:
         _LOGGER.error("Config: %s", issue)
+    for warning in checked.warnings:
+        _LOGGER.warning("Config: %s", warning)
     invalid = {d: _domain_error(checked, d) for d in checked.invalid_domains}
     configured = {d: v for d, v in checked.domains.items() if d not in ("dockmaster", "http", "auth")}
     api.register(app.api)
