@@ -73,8 +73,9 @@ class RouteTable:
         websocket: bool = False,
     ) -> RouteSpec:
         """Declare a route; `auth` is required so nothing is public by accident."""
-        if body is None and method.upper() in ("POST", "PUT", "PATCH"):
+        if body is None and method.upper() in ("POST", "PUT", "PATCH") and kind != "hook":
             # A state change that takes no input still refuses input: unknown fields are a 400.
+            # Webhook receivers read their raw body themselves (signatures are over the exact bytes).
             body = EMPTY_BODY
         if isinstance(body, dict):
             body = vol.Schema(body)
