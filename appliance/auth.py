@@ -1,4 +1,4 @@
-"""Authentication: argon2id passwords, hashed API tokens, sessions with CSRF, login throttling."""
+"""Authentication: argon2id passwords checked off the loop, hashed API tokens, sessions, throttling."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from .const import SCOPE_RANK, SCOPES
+from .sessions import Session, SessionStore, credential_mark
+from .throttle import LoginThrottle, LoginThrottled, SignInBusy, VerifyGate
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["AuthManager", "Identity", "LoginThrottled", "Session", "SignInBusy"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -23,8 +29,7 @@ _HASHER = PasswordHasher(type=Type.ID)
 # Made on first use, not at import: one argon2id hash touches 64 MiB, which `dockmaster run`
 # should not pay (as peak memory) before anyone tries to sign in.
 _DUMMY_HASH: str | None = None
-# Failure counters are kept per account name, including unknown names; past this many, stale ones go.
-_MAX_TRACKED_ACCOUNTS = 10_000
+BOOTSTRAP_ACCOUNT = "__bootstrap__"
 
 
 def _dummy_hash() -> str:
@@ -78,128 +83,93 @@ class Identity:
         return any(SCOPE_RANK.get(s, -1) >= needed for s in self.scopes)
 
 
-@dataclass
-class Session:
-    """A browser session; the id is rotated at login and never reused."""
-
-    id: str
-    username: str
-    kind: str
-    csrf: str
-    created: float = field(default_factory=time.time)
-    last_seen: float = field(default_factory=time.time)
-
-
-@dataclass
-class _Attempts:
-    failures: list[float] = field(default_factory=list)
-
-
-class LoginThrottled(Exception):
-    """Too many failed logins for an account."""
-
-    def __init__(self, retry_after: float) -> None:
-        """Remember when the caller may try again."""
-        super().__init__("too many failed logins; try again later")
-        self.retry_after = retry_after
-
-
 class AuthManager:
-    """Checks credentials and keeps sessions in memory (a restart logs everyone out)."""
+    """Checks credentials off the event loop, throttles guessers and keeps sessions (see sessions.py)."""
 
-    def __init__(self, conf: dict[str, Any], *, idle_timeout: float, max_age: float) -> None:
+    def __init__(self, conf: dict[str, Any], *, idle_timeout: float, max_age: float,
+                 gate: VerifyGate | None = None) -> None:
         """Index users and token hashes from the `auth:` block."""
         self.users: dict[str, str] = {u["username"]: str(u["password_hash"]) for u in conf.get("users", [])}
         self.tokens: list[tuple[str, str, tuple[str, ...]]] = [
             (t["name"], str(t["token_hash"]), tuple(t.get("scopes", ["read"]))) for t in conf.get("tokens", [])
         ]
-        self.max_attempts: int = conf.get("login_attempts", 5)
         lockout = conf.get("lockout")
         self.lockout: float = lockout.total_seconds() if lockout else 300.0
+        self.throttle = LoginThrottle(
+            attempts=conf.get("login_attempts", 5), address_attempts=conf.get("address_attempts", 20),
+            global_attempts=conf.get("global_attempts", 200), window=self.lockout, remember_good=max_age,
+        )
+        self.gate = gate or VerifyGate()
         self.idle_timeout = idle_timeout
         self.max_age = max_age
-        self.sessions: dict[str, Session] = {}
-        self._attempts: dict[str, _Attempts] = {}
-        self.bootstrap_token: str | None = None
-        if not self.users:
-            self.bootstrap_token = secrets.token_urlsafe(24)
+        self.sessions = SessionStore(idle_timeout=idle_timeout, max_age=max_age)
+        # Only the hash is kept: the token itself is shown once on the console and nowhere else.
+        self._bootstrap_hash: str | None = None
 
     @property
     def needs_setup(self) -> bool:
         """True when no user is configured."""
         return not self.users
 
-    # --- passwords and throttling --------------------------------------------------------
+    @property
+    def bootstrap_open(self) -> bool:
+        """True while the one-time bootstrap sign-in is possible (no user, no token, not yet used)."""
+        return self._bootstrap_hash is not None
 
-    def _check_throttle(self, username: str) -> None:
-        attempts = self._attempts.get(username.lower())
-        if attempts is None:
-            return
-        now = time.time()
-        attempts.failures = [t for t in attempts.failures if now - t < self.lockout]
-        if len(attempts.failures) >= self.max_attempts:
-            raise LoginThrottled(self.lockout - (now - attempts.failures[0]))
+    def issue_bootstrap_token(self) -> str | None:
+        """Make the one-time bootstrap token when neither users nor tokens are configured; shown once."""
+        if self.users or self.tokens:
+            return None
+        token = secrets.token_urlsafe(24)
+        self._bootstrap_hash = hash_token(token)
+        return token
 
-    def login(self, username: str, password: str) -> Session | None:
-        """Verify a username and password; None for a wrong password or an unknown user alike."""
-        self._check_throttle(username)
+    async def async_load(self, store: Store) -> None:
+        """Load saved sessions, ending those of removed users and changed passwords."""
+        valid = {name: credential_mark(password_hash) for name, password_hash in self.users.items()}
+        await self.sessions.async_load(store, valid, bootstrap=not self.users and not self.tokens)
+
+    def close(self) -> None:
+        """Stop the password-check threads."""
+        self.gate.close()
+
+    # --- sign-in --------------------------------------------------------------------------
+
+    async def async_login(self, username: str, password: str, address: str | None) -> Session | None:
+        """Verify a username and password; None for a wrong password or an unknown user alike.
+
+        Raises LoginThrottled when a failure budget is spent and SignInBusy when too many checks
+        are already running; both are answered with 429 before any hashing.
+        """
+        self.throttle.check(username, address)
         stored = self.users.get(username)
-        ok = verify_password(stored or _dummy_hash(), password) and stored is not None
+        ok = await self.gate.async_run(_verify, stored, password)
         if not ok:
-            if len(self._attempts) > _MAX_TRACKED_ACCOUNTS:
-                self._prune()
-            self._attempts.setdefault(username.lower(), _Attempts()).failures.append(time.time())
+            self.throttle.failed(username, address)
             return None
-        self._attempts.pop(username.lower(), None)
-        return self._new_session(username, "user")
+        self.throttle.succeeded(username, address)
+        return self.sessions.create(username, "user", credential_mark(self.users[username]))
 
-    def login_bootstrap(self, token: str) -> Session | None:
-        """Accept the one-time bootstrap token (only while no user is configured)."""
-        self._check_throttle("__bootstrap__")
-        expected = self.bootstrap_token
-        if expected is None or not hmac.compare_digest(expected.encode(), token.encode()):
-            self._attempts.setdefault("__bootstrap__", _Attempts()).failures.append(time.time())
+    def login_bootstrap(self, token: str, address: str | None) -> Session | None:
+        """Accept the one-time bootstrap token (only while neither users nor tokens are configured)."""
+        self.throttle.check(BOOTSTRAP_ACCOUNT, address)
+        expected = self._bootstrap_hash
+        if expected is None or not hmac.compare_digest(expected.encode(), hash_token(token).encode()):
+            self.throttle.failed(BOOTSTRAP_ACCOUNT, address)
             return None
-        self.bootstrap_token = None  # one time only
-        return self._new_session("bootstrap", "bootstrap")
+        self._bootstrap_hash = None  # one time only
+        self.throttle.succeeded(BOOTSTRAP_ACCOUNT, address)
+        return self.sessions.create("bootstrap", "bootstrap")
 
     # --- sessions ------------------------------------------------------------------------
 
-    def _new_session(self, username: str, kind: str) -> Session:
-        self._prune()
-        session = Session(secrets.token_urlsafe(32), username, kind, secrets.token_urlsafe(32))
-        self.sessions[session.id] = session
-        return session
-
-    def _prune(self) -> None:
-        """Forget expired sessions and stale failure counters so memory stays bounded."""
-        now = time.time()
-        for sid, session in list(self.sessions.items()):
-            if now - session.last_seen > self.idle_timeout or now - session.created > self.max_age:
-                del self.sessions[sid]
-        if len(self._attempts) > _MAX_TRACKED_ACCOUNTS:
-            for name, attempts in list(self._attempts.items()):
-                if not attempts.failures or now - attempts.failures[-1] >= self.lockout:
-                    del self._attempts[name]
-
     def session(self, session_id: str | None) -> Session | None:
         """The live session for a cookie value, expiring idle and over-age sessions."""
-        if not session_id:
-            return None
-        session = self.sessions.get(session_id)
-        if session is None:
-            return None
-        now = time.time()
-        if now - session.last_seen > self.idle_timeout or now - session.created > self.max_age:
-            self.sessions.pop(session_id, None)
-            return None
-        session.last_seen = now
-        return session
+        return self.sessions.get(session_id)
 
     def logout(self, session_id: str | None) -> None:
-        """Forget a session."""
-        if session_id:
-            self.sessions.pop(session_id, None)
+        """End a session."""
+        self.sessions.end(session_id)
 
     # --- identities ----------------------------------------------------------------------
 
@@ -215,3 +185,9 @@ class AuthManager:
             if hmac.compare_digest(digest.encode(), token_hash.encode()):
                 found = Identity("token", name, scopes)
         return found
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    """Blocking (argon2id): check a password, against a dummy hash for an unknown user."""
+    ok = verify_password(stored or _dummy_hash(), password)
+    return ok and stored is not None

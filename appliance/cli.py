@@ -29,6 +29,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     path = _config_path(args)
     result = check_config(path)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if result.ok:
         print(f"{path}: configuration is valid ({', '.join(sorted(result.domains))})")
         return EXIT_OK
@@ -54,6 +56,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in errors:
             print(f"  - {line}", file=sys.stderr)
         return EXIT_USAGE
+    # Everything the daemon writes (database, checkouts, snapshots, backups) is private to its user;
+    # files taken from a repository keep the modes git gives them.
+    os.umask(0o077)
     http = checked.domains["http"]
     host = args.host or http["host"]
     port = args.port or http["port"]

@@ -11,6 +11,7 @@ import voluptuous as vol
 
 from . import cv
 from .const import CORE_DOMAINS, DEFAULT_PORT, SCOPES
+from .retention import RETENTION_SCHEMA
 from .yaml import LoadIssue, Mark, NodeDict, Secret, load_config_yaml, locate, mark_of, strip_marks
 
 DOCKMASTER_SCHEMA = vol.Schema(
@@ -19,6 +20,7 @@ DOCKMASTER_SCHEMA = vol.Schema(
         vol.Optional("data_dir"): cv.path,
         vol.Optional("time_zone", default="UTC"): cv.time_zone,
         vol.Optional("log_level", default="info"): cv.log_level,
+        vol.Optional("retention", default={}): RETENTION_SCHEMA,
     }
 )
 
@@ -30,6 +32,8 @@ HTTP_SCHEMA = vol.Schema(
         vol.Optional("trusted_proxies", default=[]): vol.All(cv.ensure_list, [cv.ip_network]),
         vol.Optional("session_idle_timeout", default="8h"): cv.positive_duration,
         vol.Optional("session_max_age", default="7d"): cv.positive_duration,
+        vol.Optional("max_websockets", default=64): cv.positive_int,
+        vol.Optional("max_websockets_per_identity", default=8): cv.positive_int,
     }
 )
 
@@ -55,6 +59,8 @@ AUTH_SCHEMA = vol.Schema(
         vol.Optional("users", default=[]): vol.All(cv.ensure_list, [_USER_SCHEMA], cv.unique_names("username")),
         vol.Optional("tokens", default=[]): vol.All(cv.ensure_list, [_TOKEN_SCHEMA], cv.unique_names("name")),
         vol.Optional("login_attempts", default=5): cv.positive_int,
+        vol.Optional("address_attempts", default=20): cv.positive_int,
+        vol.Optional("global_attempts", default=200): cv.positive_int,
         vol.Optional("lockout", default="5m"): cv.positive_duration,
     }
 )
@@ -98,6 +104,8 @@ class CheckResult:
     domains: dict[str, Any] = field(default_factory=dict)
     issues: list[ConfigIssue] = field(default_factory=list)
     invalid_domains: set[str] = field(default_factory=set)
+    # Problems that do not stop anything but should be fixed (e.g. key files others can read).
+    warnings: list[ConfigIssue] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -256,7 +264,43 @@ def check_config(path: Path, *, secrets_file: Path | None = None) -> CheckResult
             result.domains[domain] = schema({})
     result.issues.sort(key=lambda i: (i.mark.file if i.mark else "", i.mark.line if i.mark else 0))
     _hide_secrets(result.issues, raw)
+    result.warnings = readable_secret_files(path, secrets_file or path.parent / "secrets.yaml", result.domains)
     return result
+
+
+# Config keys whose value is a file that must stay private (private keys, age identities).
+KEY_FILE_KEYS = frozenset({"ssh_key", "sops_age_key_file", "key"})
+
+
+def _key_files(node: Any, prefix: str = "") -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key in KEY_FILE_KEYS and isinstance(value, str | Path):
+                found.append((where, str(value)))
+            else:
+                found.extend(_key_files(value, where))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(_key_files(value, f"{prefix}[{index}]"))
+    return found
+
+
+def readable_secret_files(config: Path, secrets_file: Path, domains: dict[str, Any]) -> list[ConfigIssue]:
+    """Warnings for `secrets.yaml` and key files that the group or others may read (blocks: stat)."""
+    candidates = [("", str(secrets_file)), *_key_files(domains)]
+    warnings = []
+    for where, name in candidates:
+        file = Path(name) if Path(name).is_absolute() else config.parent / name
+        try:
+            mode = file.stat().st_mode
+        except OSError:
+            continue  # missing files are reported by the addon that needs them
+        if mode & 0o077:
+            warnings.append(ConfigIssue(where, f"{file} is readable by group or others (mode {mode & 0o777:o}); "
+                                               f"run: chmod 600 {file}"))
+    return warnings
 
 
 def _secrets_in(node: Any) -> dict[str, str]:

@@ -16,6 +16,7 @@ from . import __version__, logredact
 from .bus import EventBus
 from .config import CheckResult, data_dir_for
 from .events import AddonFailed
+from .retention import Retention
 from .runs import Redactor, RunManager
 from .scheduler import Scheduler
 from .store import Store
@@ -47,6 +48,7 @@ class Appliance:
 
     def __init__(self, checked: CheckResult, *, oneshot: bool = False) -> None:
         """Build the services from a checked config; nothing is opened yet."""
+        from .http.limits import SocketLimits
         from .http.routes import RouteTable
         from .http.ui import UiRegistry
 
@@ -68,8 +70,12 @@ class Appliance:
         self.store = Store(self.data_dir / "dockmaster.db")
         self.scheduler = Scheduler(self.time_zone)
         self.runs = RunManager(self.store, self.bus, self.redactor)
+        self.retention = Retention(self.store, self.core.get("retention"))
         self.windows: dict[str, MaintenanceWindow] = {}
         self.api: RouteTable = RouteTable()
+        # Live connections (event streams, log viewers) each hold a slot until they close.
+        self.sockets = SocketLimits(self.http_conf.get("max_websockets", 64),
+                                    self.http_conf.get("max_websockets_per_identity", 8))
         self.ui: UiRegistry = UiRegistry()
         self.data: dict[str, Any] = {}
         self.loaded_addons: list[str] = []
@@ -198,6 +204,8 @@ class Appliance:
             },
             "config_errors": [issue.as_dict() for issue in self.checked.issues],
             "active_runs": len(self.runs.active),
+            "limits": {"websockets": self.sockets.status()},
+            "database": {"bytes": self.store.size_bytes, "last_prune": self.retention.last},
             "windows": {
                 name: {"open": w.is_open(), "next_open": w.next_open().isoformat(), "text": w.describe()}
                 for name, w in self.windows.items()

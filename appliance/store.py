@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -62,6 +63,19 @@ CORE_MIGRATIONS: list[str] = [
         PRIMARY KEY (namespace, key)
     );
     """,
+    """
+    CREATE TABLE sessions (
+        key TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        cred TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    CREATE INDEX runs_finished ON runs (finished);
+    CREATE INDEX audit_time ON audit (time);
+    CREATE INDEX events_time ON events (time);
+    """,
 ]
 
 
@@ -101,6 +115,7 @@ class Store:
         self._task: asyncio.Task[None] | None = None
         self._migrations: dict[str, list[str]] = {"core": CORE_MIGRATIONS}
         self.stats = StoreStats()
+        self.size_bytes = 0
 
     async def _in_writer(self, func: Callable[..., _T], *args: Any) -> _T:
         assert self._write_thread is not None
@@ -116,6 +131,7 @@ class Store:
         self._reader.row_factory = aiosqlite.Row
         await self._reader.execute("PRAGMA busy_timeout=5000")
         self._task = asyncio.create_task(self._writer_loop(), name="store-writer")
+        await self.async_size()
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -261,6 +277,53 @@ class Store:
                 conn.execute("ROLLBACK")
             results = [(None, err) for _ in batch]
         return results
+
+    # --- retention ----------------------------------------------------------------------
+
+    async def async_prune(self, table: str, time_column: str, cutoff: float, max_rows: int,
+                          keep_where: str = "", chunk: int = 2000) -> int:
+        """Delete rows dated before `cutoff` or past the newest `max_rows`, in short writer transactions.
+
+        `table`, `time_column` and `keep_where` come from code, never from input. Each chunk is its
+        own transaction in the writer thread, so batched writes go on between chunks and readers
+        (WAL) are never blocked.
+        """
+        row = await self.fetchone(f"SELECT id FROM {table} ORDER BY id DESC LIMIT 1 OFFSET ?",  # noqa: S608
+                                  (max_rows,))
+        past_count = int(row["id"]) if row else 0
+        guard = f"NOT ({keep_where})" if keep_where else "1"
+        sql = (f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+               f"WHERE ({time_column} < ? OR id <= ?) AND {guard} LIMIT ?)")
+        total = 0
+        while True:
+            removed = await self._in_writer(self._delete_sync, sql, (cutoff, past_count, chunk))
+            total += removed
+            if removed < chunk:
+                return total
+
+    def _delete_sync(self, sql: str, params: Sequence[Any]) -> int:
+        conn = self._writer
+        assert conn is not None
+        conn.execute("BEGIN")
+        try:
+            removed = conn.execute(sql, params).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return int(removed)
+
+    async def async_size(self) -> int:
+        """The database's size on disk (main file and write-ahead log), also kept in `size_bytes`."""
+        self.size_bytes = await asyncio.get_running_loop().run_in_executor(None, self._size_sync)
+        return self.size_bytes
+
+    def _size_sync(self) -> int:
+        total = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
 
     # --- reads --------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ def write_config(tmp_path: Path, admin_hash: str) -> Callable[..., Path]:
     """Write config.yaml (+ secrets.yaml) into tmp_path; core blocks get test defaults."""
 
     def _write(extra: dict[str, Any] | str | None = None, *, secrets: dict[str, str] | None = None,
-               users: bool = True) -> Path:
+               users: bool = True, tokens: bool = True) -> Path:
         config: dict[str, Any] = {
             "dockmaster": {"name": "test", "data_dir": str(tmp_path / "data"), "time_zone": "UTC"},
             "http": {"host": "127.0.0.1", "port": 8099},
@@ -38,7 +38,7 @@ def write_config(tmp_path: Path, admin_hash: str) -> Callable[..., Path]:
                 "tokens": [
                     {"name": f"t-{scope}", "token_hash": hash_token(token), "scopes": [scope]}
                     for scope, token in TOKENS.items()
-                ],
+                ] if tokens else [],
             },
         }
         text = yaml.safe_dump(config, sort_keys=False)

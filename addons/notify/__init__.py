@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.core import Appliance
+from appliance.retention import PruneRule
 
 from . import api, views
 from .const import DOMAIN
@@ -19,6 +20,7 @@ __all__ = ["CONFIG_SCHEMA", "DOMAIN", "async_setup"]
 async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     """Load the targets, listen to the bus, and add the API routes and the Notifications page."""
     await app.store.async_migrate(DOMAIN, MIGRATIONS)
+    app.retention.register(PruneRule("deliveries", "notify_deliveries"))
     engine = NotifyEngine(app, conf)
     await engine.async_setup()
     app.data[DOMAIN] = engine

@@ -25,6 +25,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX notify_deliveries_target ON notify_deliveries (target, id);
     """,
+    # Retention (dockmaster.retention.deliveries) prunes by time.
+    "CREATE INDEX notify_deliveries_time ON notify_deliveries (time)",
 ]
 
 # sent: every URL took it; partial: some did; failed: none did; dropped: the target's queue was full.

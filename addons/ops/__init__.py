@@ -33,7 +33,8 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("auto_update", default=False): cv.boolean,
         vol.Optional("update_window"): cv.slug,
         vol.Optional("reboot_required_file", default="/var/run/reboot-required"): cv.path,
-        vol.Optional("containers", default="all"): cv.one_of("all", "managed"),
+        vol.Optional("containers", default="managed"): cv.one_of("all", "managed"),
+        vol.Optional("max_log_followers", default=4): cv.positive_int,
     }
 )
 
@@ -46,6 +47,7 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
     register_builtin(registry, conf, checker, console.async_after_check)
     app.data[DOMAIN] = registry
     app.data["ops.console"] = console
+    app.sockets.caps[api.FOLLOWERS_CAP] = conf["max_log_followers"]
     api.register(app)
     views.register(app)
     app.ui.add_templates(Path(__file__).parent / "templates")

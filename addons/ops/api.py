@@ -13,7 +13,7 @@ from appliance.errors import Forbidden, NotFound, Unavailable
 from appliance.http.middlewares import actor, client_ip
 from appliance.keys import APPLIANCE_KEY, BODY_KEY, IDENTITY_KEY, QUERY_KEY
 
-from .containers import MANAGED_LABEL, container_name
+from .containers import container_name, resolve
 from .follow import LogFollower
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ _RUN_BODY = vol.Schema({
     vol.Optional("target"): vol.Any(None, vol.All(str, vol.Length(max=256))),
     vol.Optional("args", default={}): vol.Any(None, dict),
 })
+FOLLOWERS_CAP = "log_followers_per_container"
 _FOLLOW_QUERY = {vol.Optional("tail", default=100): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000))}
 
 
@@ -58,7 +59,7 @@ async def ops_run(request: web.Request) -> web.Response:
     body = request[BODY_KEY]
     outcome = await registry.async_run(
         op.name, body.get("target"), body.get("args"), actor=actor(request), trigger="api",
-        source=client_ip(request),
+        source=client_ip(request), allows=identity.allows,
     )
     data: dict[str, Any] = {"operation": op.name, "run_id": outcome.run_id, "status": outcome.status}
     if outcome.task is not None:
@@ -67,18 +68,13 @@ async def ops_run(request: web.Request) -> web.Response:
     return _json(data)
 
 
-def _open_container(app: Appliance, name: str) -> Any:
-    """The container to follow (and whether the console may show it); blocks."""
+def _open_container(app: Appliance, name: str, admin: bool) -> Any:
+    """The container to follow, if the console shows it and the caller may read it; blocks."""
+    managed_only = app.data["ops.console"].conf["containers"] == "managed"
     try:
-        container = app.docker().containers.get(name)
-    except docker.errors.NotFound:
-        raise NotFound(f"no such container: {name}") from None
+        return resolve(app.docker(), name, managed_only=managed_only, admin=admin)[0]
     except docker.errors.DockerException as err:
         raise Unavailable(f"the Docker engine is not reachable: {err}") from None
-    labels = container.attrs.get("Config", {}).get("Labels") or {}
-    if app.data["ops.console"].conf["containers"] == "managed" and labels.get(MANAGED_LABEL) != "true":
-        raise NotFound(f"{name} is not a Dockmaster-managed container")
-    return container
 
 
 async def logs_follow(request: web.Request) -> web.StreamResponse:
@@ -88,10 +84,13 @@ async def logs_follow(request: web.Request) -> web.StreamResponse:
         name = container_name(request.match_info["container"])
     except vol.Invalid:
         raise NotFound("no such container") from None
-    container = await app.async_run_blocking(_open_container, app, name)
-    app.store.audit(actor(request), "ops:logs_follow", name, source=client_ip(request))
-    follower = LogFollower(container, tail=request[QUERY_KEY]["tail"])
-    return await follower.async_serve(request)
+    identity = request[IDENTITY_KEY]
+    admin = identity is not None and identity.allows("admin")
+    container = await app.async_run_blocking(_open_container, app, name, admin)
+    with app.sockets.acquire(actor(request), group=f"container {name}", cap=FOLLOWERS_CAP):
+        app.store.audit(actor(request), "ops:logs_follow", name, source=client_ip(request))
+        follower = LogFollower(container, tail=request[QUERY_KEY]["tail"])
+        return await follower.async_serve(request)
 
 
 async def updates_list(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ import docker
 import voluptuous as vol
 from docker.models.containers import Container
 
-from appliance.errors import NotFound
+from appliance.errors import Forbidden, NotFound
 
 MANAGED_LABEL = "io.dockmaster.managed"
 STACK_LABEL = "io.dockmaster.stack"
@@ -119,28 +119,40 @@ def stack_containers(client: docker.DockerClient, stack: str, service: str | Non
     return []
 
 
-def resolve(client: docker.DockerClient, target: str, *, managed_only: bool = False) -> list[Container]:
-    """The containers a target names (NotFound when none); blocks."""
+def _managed(container: Container) -> bool:
+    labels = container.attrs.get("Config", {}).get("Labels") or {}
+    return bool(labels.get(MANAGED_LABEL) == "true")
+
+
+def resolve(client: docker.DockerClient, target: str, *, managed_only: bool = False,
+            admin: bool = True) -> list[Container]:
+    """The containers a target names (NotFound when none); blocks.
+
+    A container Dockmaster does not manage is NotFound with `managed_only`, and Forbidden for a
+    caller without the admin scope: its log or its restart may concern the whole host.
+    """
     match = _SERVICE_RE.match(target)
     if match:
         found = stack_containers(client, match.group(1), match.group(2))
         if not found:
             raise NotFound(f"no containers for service {match.group(2)} of stack {match.group(1)}")
-        return found
-    try:
-        container = client.containers.get(target)
-    except docker.errors.NotFound:
-        raise NotFound(f"no such container: {target}") from None
-    labels = container.attrs.get("Config", {}).get("Labels") or {}
-    if managed_only and labels.get(MANAGED_LABEL) != "true":
+    else:
+        try:
+            found = [client.containers.get(target)]
+        except docker.errors.NotFound:
+            raise NotFound(f"no such container: {target}") from None
+    unmanaged = [c for c in found if not _managed(c)]
+    if unmanaged and managed_only:
         raise NotFound(f"{target} is not a Dockmaster-managed container")
-    return [container]
+    if unmanaged and not admin:
+        raise Forbidden(f"{target} is not managed by Dockmaster: this needs the 'admin' scope")
+    return found
 
 
 def act(client: docker.DockerClient, target: str, action: str, *, stop_timeout: int,
-        managed_only: bool = False) -> list[dict[str, Any]]:
+        managed_only: bool = False, admin: bool = True) -> list[dict[str, Any]]:
     """Restart, stop or start the containers of a target; returns their new state; blocks."""
-    containers = resolve(client, target, managed_only=managed_only)
+    containers = resolve(client, target, managed_only=managed_only, admin=admin)
     for container in containers:
         # An explicit dispatch table: only these three actions exist (no getattr on user input).
         if action == "restart":
@@ -159,9 +171,9 @@ def act(client: docker.DockerClient, target: str, action: str, *, stop_timeout: 
 
 
 def tail_logs(client: docker.DockerClient, target: str, *, tail: int, since: int | None,
-              managed_only: bool = False) -> list[str]:
+              managed_only: bool = False, admin: bool = True) -> list[str]:
     """The last `tail` lines of a container's log (since `since` seconds ago), each capped; blocks."""
-    container = resolve(client, target, managed_only=managed_only)[0]
+    container = resolve(client, target, managed_only=managed_only, admin=admin)[0]
     kwargs: dict[str, Any] = {"tail": tail, "stdout": True, "stderr": True}
     if since:
         kwargs["since"] = int(time.time()) - since

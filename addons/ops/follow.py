@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from docker.models.containers import Container
 
+from appliance.http.limits import WS_MAX_MSG_SIZE
+
 from .containers import LINE_CAP, cap_line
 
 _LOGGER = logging.getLogger(__name__)
@@ -151,7 +153,7 @@ class LogFollower:
 
     async def async_serve(self, request: web.Request) -> web.WebSocketResponse:
         """Stream lines to the client as JSON until it leaves or the container's log ends."""
-        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MAX_MSG_SIZE)
         await ws.prepare(request)
         self._loop = asyncio.get_running_loop()
         thread = threading.Thread(target=self._read, name=f"logs:{self.container.name}", daemon=True)

@@ -45,7 +45,7 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
             ctx.run.log(f"{action} {ctx.target}")
             result = await app.async_run_blocking(
                 lambda: containers.act(app.docker(), ctx.target, action, stop_timeout=ctx.args["timeout"],
-                                       managed_only=managed_only)
+                                       managed_only=managed_only, admin=ctx.allows("admin"))
             )
             for item in result:
                 ctx.run.log(f"{item['name']}: {item['state']}")
@@ -56,7 +56,7 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
     async def container_logs(ctx: OpContext) -> Any:
         lines = await app.async_run_blocking(
             lambda: containers.tail_logs(app.docker(), ctx.target, tail=ctx.args["tail"], since=ctx.args.get("since"),
-                                         managed_only=managed_only)
+                                         managed_only=managed_only, admin=ctx.allows("admin"))
         )
         # The lines go to the caller only: a container's output is not copied into run history.
         ctx.run.log(f"read {len(lines)} lines")
@@ -109,7 +109,10 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
         results = await checker.async_check(ctx.args.get("stack"))
         for name, status in results.items():
             ctx.run.log(f"{name}: {'update available' if status['update_available'] else 'up to date'}")
-        await after_check(results)
+        # Only the scheduled check may queue auto-updates: a read-scope caller must not cause a
+        # recreate by asking whether images are current.
+        if ctx.run.trigger == "schedule":
+            await after_check(results)
         return {"stacks": results}
 
     def update_window(ctx: OpContext) -> Any:

@@ -89,11 +89,29 @@ async def async_run_probe(probe: dict[str, Any], session: aiohttp.ClientSession)
         detail = f"timed out after {probe['timeout']:g}s"
     except (OSError, aiohttp.ClientError) as err:
         detail = str(err) or type(err).__name__
+    target = probe["target"]
+    if probe["type"] == "http":
+        shown = public_url(target)
+        # Client errors quote the URL they failed on: never with its credentials or query.
+        detail = detail.replace(target, shown)
+        parts = urlsplit(target)
+        if parts.password:
+            detail = detail.replace(parts.password, "***")
+        target = shown
     return {
-        "name": probe["name"], "type": probe["type"], "target": urlsplit(probe["target"])._replace(
-            query="", fragment="").geturl() if probe["type"] == "http" else probe["target"],
+        "name": probe["name"], "type": probe["type"], "target": target,
         "ok": ok, "detail": detail[:500], "ms": round((time.monotonic() - started) * 1000, 1),
     }
+
+
+def public_url(url: str) -> str:
+    """A probe URL as results show it: no `user:pass@`, no query string, no fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc, query="", fragment="").geturl()
 
 
 async def async_run_probes(probes: list[dict[str, Any]], name: str | None = None) -> list[dict[str, Any]]:

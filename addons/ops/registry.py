@@ -101,6 +101,8 @@ class OpContext:
     args: dict[str, Any]
     run: Run
     actor: str
+    # Whether the caller holds a scope; the scheduler and the appliance itself hold every scope.
+    allows: Callable[[str], bool] = field(default=lambda scope: True)
 
 
 @dataclass
@@ -166,6 +168,7 @@ class OperationRegistry:
     async def async_run(
         self, name: str, target: str | None = None, args: Any = None, *, actor: str,
         trigger: str = "api", source: str | None = None, wait: bool | None = None,
+        allows: Callable[[str], bool] | None = None,
     ) -> OpOutcome:
         """Validate, lock and run an operation as a run with an audit row.
 
@@ -203,6 +206,8 @@ class OperationRegistry:
                 lock.release()
             raise
         ctx = OpContext(self.app, op, target_value, clean, run, actor)
+        if allows is not None:
+            ctx.allows = allows
         task = asyncio.create_task(self._execute(ctx, lock, held, source), name=f"op:{op.name}:{run.id}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

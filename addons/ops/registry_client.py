@@ -7,6 +7,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from docker.auth import resolve_repository_name
@@ -83,6 +84,36 @@ def parse_challenge(header: str) -> dict[str, str] | None:
     return params if params.get("realm") else None
 
 
+def _host_of(registry: str) -> str:
+    """The host part of `host[:port]` (IPv6 in brackets allowed)."""
+    if registry.startswith("["):
+        return registry[1:registry.index("]")]
+    return registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+
+
+def realm_allowed(realm: str, ref: ImageRef) -> bool:
+    """Whether a challenge's token realm may be asked: https or the registry's own host, never loopback or link-local.
+
+    The realm comes from the registry's answer, so a hostile registry could otherwise point
+    Dockmaster at a service on its own host or at a cloud metadata address.
+    """
+    parts = urlsplit(realm)
+    host = (parts.hostname or "").lower()
+    if not host or parts.scheme not in ("http", "https"):
+        return False
+    if host == _host_of(ref.registry).lower():
+        return True  # the registry's own host: the same trust as the manifest request itself
+    if parts.scheme != "https":
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return not (address.is_loopback or address.is_link_local or address.is_unspecified)
+
+
 class RegistryClient:
     """Asks registries for manifest digests; anonymous tokens are cached per realm and scope."""
 
@@ -127,6 +158,10 @@ class RegistryClient:
         raise RegistryError(f"{ref.registry} refused the anonymous token (private image?)")
 
     async def _async_token(self, challenge: dict[str, str], ref: ImageRef) -> tuple[str, str, str]:
+        if not realm_allowed(challenge["realm"], ref):
+            raise RegistryError(f"{ref.registry} named a token realm that is not allowed "
+                                "(it must be https, or on the registry's own host, and not a loopback or "
+                                "link-local address)")
         scope = challenge.get("scope") or f"repository:{ref.repository}:pull"
         key = (challenge["realm"], challenge.get("service", ""), scope)
         if key in self._tokens:

@@ -9,6 +9,7 @@ import voluptuous as vol
 
 from appliance import cv
 from appliance.core import Appliance
+from appliance.retention import PruneRule
 
 from . import views
 from .history import DeliveryLog
@@ -61,6 +62,8 @@ HOOK_SCHEMA = vol.Schema(
         vol.Optional("debounce", default="2s"): cv.duration,
     }
 )
+# Anyone who has read config.example.yaml knows this one: refused at start, never used to verify.
+PLACEHOLDER_SECRETS = frozenset({"change-me-to-a-long-random-string"})
 CONFIG_SCHEMA = vol.All(cv.ensure_list, [HOOK_SCHEMA], cv.unique_names("repo"), _signing_secret_only_for_gitlab)
 
 
@@ -72,6 +75,11 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
                for i, item in enumerate(conf) if item["repo"] not in repos.repos]
     if missing:
         raise ValueError("; ".join(missing))
+    placeholder = [f"webhooks[{i}].secret is the example config's placeholder: make a real one with "
+                   "`openssl rand -hex 32`, put it in secrets.yaml and write `secret: !secret NAME`"
+                   for i, item in enumerate(conf) if str(item["secret"]) in PLACEHOLDER_SECRETS]
+    if placeholder:
+        raise ValueError("; ".join(placeholder))
     hooks: dict[str, Hook] = {}
     for item in conf:
         # Inline secrets (not from secrets.yaml) must be redacted too.
@@ -81,6 +89,7 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
                                    item["debounce"].total_seconds())
     log = DeliveryLog(app.store)
     await log.async_load()
+    app.retention.register(PruneRule("deliveries", "webhook_deliveries"))
     receiver = WebhookReceiver(app, hooks, log, repos)
     app.data[DOMAIN] = receiver
     app.api.post(

@@ -9,7 +9,6 @@ from typing import Any
 from appliance.store import Store
 
 REPLAY_WINDOW = 7 * 86400.0
-DELIVERY_RETENTION = 30 * 86400.0
 RECENT = 20
 
 MIGRATIONS = [
@@ -37,6 +36,8 @@ MIGRATIONS = [
     );
     CREATE INDEX webhook_seen_time ON webhook_seen (time);
     """,
+    # Retention (dockmaster.retention.deliveries) prunes by time.
+    "CREATE INDEX webhook_deliveries_time ON webhook_deliveries (time)",
 ]
 
 
@@ -131,9 +132,7 @@ class DeliveryLog:
         return rows
 
     async def async_prune(self) -> None:
-        """Forget replay keys older than the window and deliveries older than the retention."""
-        now = time.time()
-        horizon = now - self.replay_window
+        """Forget replay keys older than the window (deliveries follow `dockmaster.retention`)."""
+        horizon = time.time() - self.replay_window
         self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
         await self.store.execute("DELETE FROM webhook_seen WHERE time < ?", (horizon,))
-        await self.store.execute("DELETE FROM webhook_deliveries WHERE time < ?", (now - DELIVERY_RETENTION,))

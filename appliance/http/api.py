@@ -12,6 +12,7 @@ from aiohttp import web
 from .. import __version__
 from ..errors import NotFound
 from ..keys import APPLIANCE_KEY, LIVE_KEY, QUERY_KEY
+from .middlewares import actor
 from .openapi import build_openapi, docs_page
 from .routes import RouteTable
 
@@ -51,7 +52,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     """The appliance summary."""
-    return web.json_response(request.app[APPLIANCE_KEY].status())
+    app = request.app[APPLIANCE_KEY]
+    await app.store.async_size()
+    return web.json_response(app.status())
 
 
 async def runs_list(request: web.Request) -> web.Response:
@@ -133,7 +136,8 @@ async def events_ws(request: web.Request) -> web.StreamResponse:
     """Live events as JSON messages; `?types=a,b` filters by type."""
     raw = request[QUERY_KEY].get("types")
     types = {t.strip() for t in raw.split(",") if t.strip()} if raw else None
-    return await request.app[LIVE_KEY].async_handle(request, types)
+    with request.app[APPLIANCE_KEY].sockets.acquire(actor(request)):
+        return await request.app[LIVE_KEY].async_handle(request, types)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ..keys import APPLIANCE_KEY, AUTH_KEY, LIVE_KEY
 from ..loader import async_setup_addons
 from . import api, views
 from .live import LiveHub
-from .middlewares import auth_middleware, error_middleware, forwarded_middleware, headers_middleware
+from .middlewares import auth_middleware, error_middleware, forwarded_middleware, security_headers
 from .ui import STATIC_DIR
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,11 +63,16 @@ async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) 
     app.bus.async_listen(MATCH_ALL, _history)
     for issue in checked.issues:
         _LOGGER.error("Config: %s", issue)
+    for warning in checked.warnings:
+        _LOGGER.warning("Config: %s", warning)
     invalid = {d: _domain_error(checked, d) for d in checked.invalid_domains}
     configured = {d: v for d, v in checked.domains.items() if d not in ("dockmaster", "http", "auth")}
     api.register(app.api)
     views.register(app.api)
     await async_setup_addons(app, configured, invalid)
+    if app.primary and not oneshot:
+        app.scheduler.add_cron("core.retention", app.retention.conf["prune"], app.retention.async_prune,
+                               jitter=60, timeout=1800)
     return app
 
 
@@ -82,27 +88,38 @@ async def create_app(config_path: Path, *, checked: CheckResult | None = None) -
     appliance = await async_build_appliance(checked)
     http_conf = appliance.http_conf
     webapp = web.Application(
-        middlewares=[error_middleware, forwarded_middleware, headers_middleware, auth_middleware],
+        middlewares=[error_middleware, forwarded_middleware, auth_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
+    webapp.on_response_prepare.append(security_headers)
     webapp[APPLIANCE_KEY] = appliance
-    webapp[AUTH_KEY] = AuthManager(
+    auth = webapp[AUTH_KEY] = AuthManager(
         appliance.auth_conf,
         idle_timeout=http_conf["session_idle_timeout"].total_seconds(),
         max_age=http_conf["session_max_age"].total_seconds(),
     )
+    await auth.async_load(appliance.store)
     webapp[LIVE_KEY] = LiveHub(appliance.bus)
     appliance.ui.setup(webapp)
     appliance.api.install(webapp)
     webapp.router.add_static("/static", STATIC_DIR, append_version=True)
     webapp.cleanup_ctx.append(_appliance_ctx)
-    if webapp[AUTH_KEY].bootstrap_token:
-        _LOGGER.warning(
-            "No user is configured. Sign in once at /login with the bootstrap token %s, "
-            "then add a user (dockmaster hash-password) to auth.users.",
-            webapp[AUTH_KEY].bootstrap_token,
-        )
+    announce_bootstrap(auth.issue_bootstrap_token())
     return webapp
+
+
+def announce_bootstrap(token: str | None) -> None:
+    """Show the one-time bootstrap token on the console, never through logging.
+
+    Log handlers may feed files or collectors; the token goes to stderr once and only its hash is
+    kept. It exists only while neither users nor tokens are configured, so nobody who could read
+    this process's output through the API exists yet.
+    """
+    if token is None:
+        return
+    _LOGGER.warning("No user or token is configured: the one-time bootstrap token is printed on the console")
+    print(f"\nDockmaster: no user is configured. Sign in once at /login with the bootstrap token\n\n    {token}\n\n"
+          "then add a user (dockmaster hash-password) to auth.users.\n", file=sys.stderr, flush=True)
 
 
 async def _appliance_ctx(webapp: web.Application) -> AsyncIterator[None]:
@@ -111,6 +128,7 @@ async def _appliance_ctx(webapp: web.Application) -> AsyncIterator[None]:
     await appliance.async_start()
     appliance.bus.async_fire(ApplianceStarted(version=appliance.version, addons=sorted(appliance.loaded_addons)))
     yield
+    webapp[AUTH_KEY].close()
     await webapp[LIVE_KEY].async_close()
     await appliance.async_stop()
     await appliance.store.async_close()

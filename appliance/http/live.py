@@ -13,6 +13,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..bus import MATCH_ALL, EventBus
 from ..events import Event
+from .limits import WS_MAX_MSG_SIZE
 
 _LOGGER = logging.getLogger(__name__)
 CLIENT_QUEUE = 1000
@@ -77,7 +78,7 @@ class LiveHub:
 
     async def async_handle(self, request: web.Request, types: set[str] | None) -> web.WebSocketResponse:
         """Serve one client until it disconnects or falls behind."""
-        ws = web.WebSocketResponse(heartbeat=30)
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MAX_MSG_SIZE)
         await ws.prepare(request)
         client = _Client(types)
         self._clients.add(client)

@@ -158,16 +158,9 @@ async def forwarded_middleware(request: web.Request, handler: Handler) -> web.St
     return await handler(request.clone(**changes) if changes else request)
 
 
-@web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Security headers on every response, redirects raised as exceptions included."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        _security_headers(request, exc.headers)
-        raise
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Security headers on every response (`on_response_prepare`): errors, redirects, files and sockets too."""
     _security_headers(request, response.headers)
-    return response
 
 
 def same_origin(request: web.Request) -> bool:
@@ -212,8 +205,9 @@ def resolve_identity(request: web.Request) -> Identity | None:
         if identity is None:
             raise Unauthorized("invalid API token")
         return identity
-    session_id = request.cookies.get(SECURE_COOKIE) or request.cookies.get(COOKIE)
-    session = auth.session(session_id)
+    # Over https only the `__Host-` cookie counts: a plain `dm_session` could have been planted by a
+    # sibling subdomain or over http, and would otherwise fix the session (cookie tossing).
+    session = auth.session(request.cookies.get(cookie_name(request)))
     return auth.identity_for_session(session) if session else None
 
 

@@ -19,6 +19,7 @@ Kind = Literal["api", "ui", "hook", "static"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 JSON_BODY_LIMIT = 1024 * 1024
+EMPTY_BODY = vol.Schema({})
 SPEC_ATTR = "__dockmaster_route__"
 
 
@@ -72,6 +73,10 @@ class RouteTable:
         websocket: bool = False,
     ) -> RouteSpec:
         """Declare a route; `auth` is required so nothing is public by accident."""
+        if body is None and method.upper() in ("POST", "PUT", "PATCH") and kind != "hook":
+            # A state change that takes no input still refuses input: unknown fields are a 400.
+            # Webhook receivers read their raw body themselves (signatures are over the exact bytes).
+            body = EMPTY_BODY
         if isinstance(body, dict):
             body = vol.Schema(body)
         if isinstance(query, dict):

@@ -21,7 +21,7 @@ CASES: list[tuple[str, list[str]]] = [
     ),
     (
         "dockmaster:\n  colour: blue\n",
-        ["dockmaster.colour: unknown key 'colour' (allowed: data_dir, log_level, name, time_zone) "
+        ["dockmaster.colour: unknown key 'colour' (allowed: data_dir, log_level, name, retention, time_zone) "
          "(config.yaml, line 2)"],
     ),
     (

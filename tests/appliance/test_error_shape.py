@@ -135,7 +135,7 @@ async def test_401_expired_session(client: TestClient) -> None:
     from appliance.keys import AUTH_KEY
 
     await sign_in(client)
-    client.app[AUTH_KEY].sessions.clear()  # as after a restart or an idle timeout
+    client.app[AUTH_KEY].sessions.by_key.clear()  # as after an idle timeout
     await assert_error(await client.get("/api/v1/status"), 401, "unauthorized")
 
 

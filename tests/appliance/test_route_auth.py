@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from appliance.http.app import create_app
 from appliance.keys import APPLIANCE_KEY, AUTH_KEY
+from appliance.sessions import session_key
 from tests.appliance.full_config import full_config
 from tests.conftest import ADMIN_PASSWORD, bearer, sign_in
 
@@ -179,8 +180,8 @@ async def test_new_session_id_at_every_login(make_client) -> None:
     first = _set_cookie(await _login(client))["dm_session"].value
     second = _set_cookie(await _login(client))["dm_session"].value
     assert first != second
-    auth = client.app[AUTH_KEY]
-    assert first not in auth.sessions and second in auth.sessions
+    sessions = client.app[AUTH_KEY].sessions.by_key
+    assert session_key(first) not in sessions and session_key(second) in sessions
     client.session.cookie_jar.clear()
     resp = await client.get("/api/v1/status", cookies={"dm_session": first})
     assert resp.status == 401
@@ -191,7 +192,7 @@ async def test_logout_ends_the_session(make_client) -> None:
     csrf = await sign_in(client)
     resp = await client.post("/logout", data={"csrf_token": csrf}, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/login"
-    assert client.app[AUTH_KEY].sessions == {}
+    assert client.app[AUTH_KEY].sessions.by_key == {}
     assert (await client.get("/api/v1/status")).status == 401
 
 
@@ -200,17 +201,17 @@ async def test_idle_timeout(make_client_with) -> None:
     auth = client.app[AUTH_KEY]
     assert auth.idle_timeout == 1.0 and auth.max_age == 3600.0
     await sign_in(client)
-    (session,) = auth.sessions.values()
+    (session,) = auth.sessions.by_key.values()
     session.last_seen -= 2  # two seconds without a request
     assert (await client.get("/api/v1/status")).status == 401
-    assert auth.sessions == {}
+    assert auth.sessions.by_key == {}
 
 
 async def test_absolute_timeout_even_when_active(make_client_with) -> None:
     client = await make_client_with(lambda c: c["http"].update(session_idle_timeout="1h", session_max_age="10s"))
     auth = client.app[AUTH_KEY]
     await sign_in(client)
-    (session,) = auth.sessions.values()
+    (session,) = auth.sessions.by_key.values()
     assert (await client.get("/api/v1/status")).status == 200
     session.created -= 11
     session.last_seen = session.created + 10.5  # active a moment ago, but the session is too old
@@ -227,14 +228,16 @@ async def test_unknown_user_and_wrong_password_get_the_same_answer(make_client) 
     assert not wrong.headers.getall("Set-Cookie", []) and not unknown.headers.getall("Set-Cookie", [])
 
 
-async def test_login_throttling_is_per_account(make_client) -> None:
-    client = await make_client()
+async def test_login_throttling_is_per_account_and_address(make_client_with) -> None:
+    client = await make_client_with(lambda c: c["http"].update(trusted_proxies=["127.0.0.1/32"]))
+    there = {"X-Forwarded-For": "198.51.100.9"}
     for _ in range(5):
-        assert (await _login(client, password="wrong")).status == 401
-    assert (await _login(client, password="wrong")).status == 429
-    assert (await _login(client)).status == 429  # even the right password waits out the lockout
-    assert (await _login(client, username="other", password="wrong")).status == 401  # other accounts are not locked
-    assert (await _login(client, username="ADMIN", password="wrong")).status == 429  # names fold case
+        assert (await _login(client, headers=there, password="wrong")).status == 401
+    assert (await _login(client, headers=there, password="wrong")).status == 429
+    assert (await _login(client, headers=there)).status == 429  # from there, even the right password waits
+    assert (await _login(client, headers=there, username="other", password="wrong")).status == 401
+    assert (await _login(client, headers=there, username="ADMIN", password="wrong")).status == 429  # names fold case
+    assert (await _login(client, headers={"X-Forwarded-For": "198.51.100.10"})).status == 303  # elsewhere: at once
 
 
 async def test_login_refuses_cross_site_posts_and_allows_same_origin(make_client) -> None:
@@ -255,11 +258,19 @@ async def test_login_next_is_never_an_open_redirect(make_client) -> None:
     assert (await _login(client, next="/runs?status=failed")).headers["Location"] == "/runs?status=failed"
 
 
-async def test_bootstrap_token_is_one_time_when_no_user_is_configured(make_client) -> None:
-    client = await make_client(users=False)
+def _console_token(capsys: pytest.CaptureFixture[str]) -> str:
+    match = re.search(r"bootstrap token\s+(\S+)\s", capsys.readouterr().err)
+    assert match, "no bootstrap token on the console"
+    return match.group(1)
+
+
+async def test_bootstrap_token_is_one_time_when_no_user_is_configured(
+    make_client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = await make_client(users=False, tokens=False)
     auth = client.app[AUTH_KEY]
-    token = auth.bootstrap_token
-    assert token and auth.needs_setup
+    token = _console_token(capsys)
+    assert auth.bootstrap_open and auth.needs_setup
     page = await (await client.get("/login")).text()
     assert "No user is configured yet" in page and "dockmaster hash-password" in page
     assert (await client.get("/api/v1/status")).status == 401
@@ -268,18 +279,38 @@ async def test_bootstrap_token_is_one_time_when_no_user_is_configured(make_clien
     assert (await _login(client, bootstrap_token="guess")).status == 401
     resp = await _login(client, bootstrap_token=token)
     assert resp.status == 303
-    assert auth.bootstrap_token is None
+    assert not auth.bootstrap_open
     assert (await client.get("/api/v1/status")).status == 200
     client.session.cookie_jar.clear()
     assert (await _login(client, bootstrap_token=token)).status == 401  # one time only
 
 
-async def test_bootstrap_token_is_printed_to_the_log(make_client, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("WARNING")
-    client = await make_client(users=False)
-    token = client.app[AUTH_KEY].bootstrap_token
-    assert token is not None
-    assert any(token in record.getMessage() for record in caplog.records)
+async def test_bootstrap_token_goes_to_the_console_once_and_never_to_the_log(
+    make_client, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level("DEBUG")
+    client = await make_client(users=False, tokens=False)
+    token = _console_token(capsys)
+    assert "bootstrap token is printed on the console" in caplog.text
+    assert token not in caplog.text
+    auth = client.app[AUTH_KEY]
+    assert token not in repr(vars(auth))  # only its hash is kept
+    assert (await _login(client, bootstrap_token=token)).status == 303
+    # Signed in as bootstrap: nothing the API answers carries the token.
+    for path in ("/api/v1/status", "/api/v1/runs", "/api/v1/audit", "/", "/audit", "/metrics"):
+        resp = await client.get(path)
+        assert resp.status == 200, path
+        assert token not in await resp.text(), path
+
+
+@pytest.mark.parametrize("users", [True, False], ids=["users", "tokens-only"])
+async def test_no_bootstrap_token_when_users_or_tokens_are_configured(
+    make_client, capsys: pytest.CaptureFixture[str], users: bool
+) -> None:
+    client = await make_client(users=users, tokens=True)
+    assert not client.app[AUTH_KEY].bootstrap_open
+    assert "bootstrap token" not in capsys.readouterr().err
+    assert (await _login(client, bootstrap_token="dm_anything")).status == 401
 
 
 PROBE = '''

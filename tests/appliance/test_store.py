@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.store import Store
+from appliance.store import CORE_MIGRATIONS, Store
 
 
 @pytest.fixture
@@ -27,9 +27,9 @@ async def test_wal_mode_is_on(store: Store) -> None:
 
 async def test_core_schema_is_versioned(store: Store) -> None:
     rows = await store.fetchall("SELECT domain, version FROM schema_version")
-    assert rows == [{"domain": "core", "version": 1}]
+    assert rows == [{"domain": "core", "version": len(CORE_MIGRATIONS)}]
     tables = {r["name"] for r in await store.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"runs", "audit", "events", "kv", "schema_version"} <= tables
+    assert {"runs", "audit", "events", "kv", "sessions", "schema_version"} <= tables
 
 
 async def test_addon_migrations_apply_once_in_order(tmp_path: Path) -> None:

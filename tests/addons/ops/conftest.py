@@ -59,8 +59,8 @@ def make_container(docker_client: docker.DockerClient, busybox_image: str) -> It
     created: list[Any] = []
 
     def _make(*, stack: str | None = None, service: str = "app", command: str = TICKER,
-              image: str | None = None, name: str | None = None) -> Any:
-        labels = {"io.dockmaster.managed": "true"}
+              image: str | None = None, name: str | None = None, managed: bool = True) -> Any:
+        labels = {"io.dockmaster.managed": "true"} if managed else {}
         if stack:
             labels |= {"io.dockmaster.stack": stack, "com.docker.compose.service": service}
         container = docker_client.containers.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import docker
 import pytest
 
@@ -150,3 +151,21 @@ async def test_prune_dangling_images_with_label(make_client, ops_config, docker_
             docker_client.images.get(first)
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+async def test_log_followers_per_container_are_capped(make_client, ops_config, make_container) -> None:
+    container = make_container()
+    client = await make_client({"ops": {**ops_config["ops"], "max_log_followers": 2}})
+    url = f"/api/v1/ops/logs/{container.name}/follow?tail=0"
+    first = await client.ws_connect(url, headers=bearer("read"))
+    second = await client.ws_connect(url, headers=bearer("deploy"))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect(url, headers=bearer("admin"))
+    assert info.value.status == 429
+    status = await (await client.get("/api/v1/status", headers=bearer("read"))).json()
+    assert status["limits"]["websockets"]["max_log_followers_per_container"] == 2
+    other = make_container()
+    async with client.ws_connect(f"/api/v1/ops/logs/{other.name}/follow?tail=0", headers=bearer("admin")) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "start"
+    await first.close()
+    await second.close()

@@ -126,3 +126,25 @@ async def test_containers_page_restart_with_csrf(make_client, ops_config, make_c
     assert container.attrs["State"]["StartedAt"] != before
     rows = await audit_rows(client, "op:container_restart")
     assert rows[0]["actor"] == "user:admin"
+
+
+async def test_probe_results_never_show_url_credentials(make_client, aiohttp_server) -> None:
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    closed = free_port()
+    client = await make_client({"ops": {"image_check": None, "probes": [
+        {"name": "auth", "type": "http", "target": f"http://probe:s3cr3t-pw@127.0.0.1:{server.port}/?token=t0k"},
+        {"name": "down", "type": "http", "target": f"http://probe:s3cr3t-pw@127.0.0.1:{closed}/", "timeout": 2},
+    ]}})
+    resp = await client.post("/api/v1/ops/probes_run", json={}, headers=bearer("read"))
+    text = await resp.text()
+    assert resp.status == 200 and "s3cr3t-pw" not in text and "probe:" not in text and "t0k" not in text
+    results = {p["name"]: p for p in (await resp.json())["result"]["probes"]}
+    assert results["auth"]["target"] == f"http://127.0.0.1:{server.port}/" and results["auth"]["ok"]
+    assert results["down"]["target"] == f"http://127.0.0.1:{closed}/" and not results["down"]["ok"]
+    page = await (await client.get("/containers", headers=bearer("read"))).text()
+    assert "s3cr3t-pw" not in page

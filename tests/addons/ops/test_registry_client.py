@@ -13,6 +13,7 @@ from addons.ops.registry_client import (
     RegistryError,
     parse_challenge,
     parse_ref,
+    realm_allowed,
 )
 
 DIGEST = "sha256:" + "ab" * 32
@@ -86,3 +87,45 @@ async def test_private_registry_without_bearer_challenge(aiohttp_server) -> None
     async with aiohttp.ClientSession() as session:
         with pytest.raises(RegistryError, match="private registry"):
             await RegistryClient(session).async_remote_digest(parse_ref(f"127.0.0.1:{server.port}/me/secret"))
+
+
+@pytest.mark.parametrize(
+    ("registry", "realm", "allowed"),
+    [
+        ("ghcr.io", "https://ghcr.io/token", True),
+        ("registry-1.docker.io", "https://auth.docker.io/token", True),
+        ("127.0.0.1:5000", "http://127.0.0.1:5000/token", True),  # the registry's own host
+        ("ghcr.io", "http://auth.example.org/token", False),  # plain http to another host
+        ("ghcr.io", "https://127.0.0.1/token", False),
+        ("ghcr.io", "https://[::1]:8099/api/v1/status", False),
+        ("ghcr.io", "https://169.254.169.254/latest/meta-data/", False),
+        ("ghcr.io", "https://[fe80::1]/token", False),
+        ("ghcr.io", "https://localhost/token", False),
+        ("ghcr.io", "file:///etc/passwd", False),
+        ("127.0.0.1:5000", "http://localhost:8099/token", False),
+    ],
+)
+def test_token_realm_must_be_https_or_the_registry_and_never_loopback(registry, realm, allowed) -> None:
+    ref = parse_ref(f"{registry}/owner/tool:v1")
+    assert realm_allowed(realm, ref) is allowed
+
+
+async def test_a_realm_on_another_loopback_host_is_never_asked(aiohttp_server) -> None:
+    asked: list[str] = []
+
+    async def manifest(request: web.Request) -> web.Response:
+        realm = f"http://localhost:{request.url.port}/token"
+        return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="x"'})
+
+    async def token(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.json_response({"token": "t"})
+
+    app = web.Application()
+    app.router.add_route("HEAD", "/v2/owner/tool/manifests/v1", manifest)
+    app.router.add_get("/token", token)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(RegistryError, match="token realm that is not allowed"):
+            await RegistryClient(session).async_remote_digest(parse_ref(f"127.0.0.1:{server.port}/owner/tool:v1"))
+    assert asked == []

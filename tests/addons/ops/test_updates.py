@@ -146,7 +146,10 @@ async def test_auto_update_runs_only_inside_the_window(
                 "update_window": "dmops-win"},
     })
     app = client.server.app[APPLIANCE_KEY]
+    # A read-scope check reports the update but never recreates anything.
     assert (await _check(client, stack))["update_available"] is True
+    assert await app.runs.list(kind="operation", target=f"stack_update:{stack}") == []
+    await app.data["ops.console"].async_image_tick()  # the scheduled check queues the update
     runs = await app.runs.list(kind="operation", target=f"stack_update:{stack}")
     assert len(runs) == 1 and runs[0]["actor"] == "system:ops:auto-update"
     if window_open:
@@ -161,5 +164,5 @@ async def test_auto_update_runs_only_inside_the_window(
     await asyncio.sleep(0.5)
     assert _running_image(docker_client, stack) == old_id
     # A second check does not queue a second update for the same stack.
-    await _check(client, stack)
+    await app.data["ops.console"].async_image_tick()
     assert len(await app.runs.list(kind="operation", target=f"stack_update:{stack}")) == 1

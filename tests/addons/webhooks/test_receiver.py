@@ -229,3 +229,13 @@ async def test_oversized_bodies_are_refused_before_parsing(make_client: Any, rem
     assert resp.status == 413 and (await resp.json())["error"]["code"] == "payload_too_large"
     await asyncio.sleep(0.1)
     assert await webhook_syncs(app) == []
+
+
+async def test_the_example_configs_placeholder_secret_is_refused_at_start(make_client: Any, remote: Remote) -> None:
+    client = await make_client(hook_config(remote, "github", secret="change-me-to-a-long-random-string"))
+    app = client.app[APPLIANCE_KEY]
+    assert "webhooks" not in app.loaded_addons
+    error = app.addon_errors["webhooks"].error
+    assert "placeholder" in error and "openssl rand -hex 32" in error and "secrets.yaml" in error
+    resp = await client.post("/hooks/infra", data=b"{}", headers={"Content-Type": "application/json"})
+    assert resp.status in (403, 404)
