@@ -1,4 +1,4 @@
-"""The `dockmaster` command: run, check-config, doctor, hash-password, token, status, deploy, rollback."""
+"""The `dockmaster` command: run, check-config, doctor, hash-password, token, status, deploy, rollback, stop, start, restart, down."""
 
 from __future__ import annotations
 
@@ -197,6 +197,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return asyncio.run(_oneshot(args, "stacks.deploy", name=args.stack, dry_run=args.dry_run, wait=True))
 
 
+def cmd_lifecycle(args: argparse.Namespace) -> int:
+    """Stop, start, restart or take down one stack (down keeps its volumes and working folder)."""
+    _setup_logging("warning")
+    return asyncio.run(_oneshot(args, f"stacks.{args.action}", name=args.stack, wait=True))
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Roll one stack back to its last good (or the given) revision."""
     _setup_logging("warning")
@@ -274,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("stack")
     rollback.add_argument("revision", nargs="?")
     rollback.set_defaults(func=cmd_rollback)
+    for action, text in (("stop", "stop a stack's containers"), ("start", "start a stopped stack"),
+                         ("restart", "restart a stack's containers"),
+                         ("down", "remove a stack's containers and networks (volumes and data stay)")):
+        verb = with_config(sub.add_parser(action, help=text))
+        verb.add_argument("stack")
+        verb.set_defaults(func=cmd_lifecycle, action=action)
     return parser
 
 

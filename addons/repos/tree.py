@@ -199,7 +199,10 @@ def export(path: Path, rev: str, subpath: str, dest: Path) -> None:
         try:
             with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
                 # The data filter is the second line of defence: no absolute or escaping member.
-                tar.extractall(dest, filter="data")
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(dest, filter="data")
+                else:
+                    extract_checked(tar, dest)
         except BaseException as err:
             # Extraction stopped (disk full, refused member) with output still to come: git would
             # block on the full pipe forever, and so would the wait. Stop it first.
@@ -207,7 +210,31 @@ def export(path: Path, rev: str, subpath: str, dest: Path) -> None:
                 proc.proc.kill()
             with contextlib.suppress(git.GitCommandError):
                 proc.wait()
-            if isinstance(err, tarfile.FilterError):
+            if isinstance(err, getattr(tarfile, "FilterError", ValidationFailed)):
                 raise ValidationFailed(f"{what}: {err}") from None
             raise
         proc.wait()
+
+
+def extract_checked(tar: tarfile.TarFile, dest: Path) -> None:
+    """The data filter's checks for Pythons before 3.11.4 (Debian 12's 3.11.2 among them).
+
+    Only files, folders and links whose names and link targets stay inside `dest` are written,
+    with permission bits cut to rwx for the owner and rx for others (no set-id bits).
+    """
+    base = dest.resolve()
+    for member in tar:
+        target = (base / member.name).resolve()
+        if member.name.startswith("/") or (target != base and base not in target.parents):
+            raise ValidationFailed(f"archive member {member.name!r} would be written outside the export")
+        if member.issym() or member.islnk():
+            origin = target.parent if member.issym() else base
+            pointed = (origin / member.linkname).resolve()
+            if member.linkname.startswith("/") or (pointed != base and base not in pointed.parents):
+                raise ValidationFailed(f"archive link {member.name!r} leads outside the export")
+        elif not (member.isfile() or member.isdir()):
+            raise ValidationFailed(f"archive member {member.name!r} is not a file, folder or link")
+        member.mode &= 0o755
+        member.uid = member.gid = 0
+        member.uname = member.gname = ""
+        tar.extract(member, base, set_attrs=not member.issym())

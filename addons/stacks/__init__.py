@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from appliance.events import RepoSynced
 from . import api, views
 from .drift import DriftWatcher
 from .engine import StackEngine
+from .lifecycle import ACTIONS
 from .schema import CONFIG_SCHEMA
 from .service import StackService
 
@@ -37,6 +39,8 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
                            timeout=300)
     app.services["stacks.deploy"] = service.async_deploy
     app.services["stacks.rollback"] = service.async_rollback
+    for action in ACTIONS:
+        app.services[f"stacks.{action}"] = functools.partial(service.async_lifecycle, action)
     api.register(app.api)
     views.register(app.api)
     app.ui.add_nav("Stacks", "/stacks", 20)

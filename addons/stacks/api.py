@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
 from aiohttp import web
@@ -23,6 +23,7 @@ DEPLOY_BODY = vol.Schema({vol.Optional("dry_run", default=False): cv.boolean,
                           vol.Optional("revision"): vol.Any(None, _REVISION)})
 ROLLBACK_BODY = vol.Schema({vol.Optional("revision"): vol.Any(None, _REVISION)})
 PATCH_BODY = vol.Schema({vol.Required("auto_deploy"): cv.boolean})
+LIFECYCLE_BODY = vol.Schema({})
 
 
 def _service(request: web.Request) -> StackService:
@@ -32,7 +33,8 @@ def _service(request: web.Request) -> StackService:
 
 async def stacks_list(request: web.Request) -> web.Response:
     """Every stack with deployed/good/bad revision, health, drift and last run."""
-    return json_ok({"stacks": await _service(request).async_list()})
+    service = _service(request)
+    return json_ok({"stacks": await service.async_list(), "problems": service.engine.problems()})
 
 
 async def stack_get(request: web.Request) -> web.Response:
@@ -75,6 +77,27 @@ async def stack_rollback(request: web.Request) -> web.Response:
     return json_ok({"run_id": run_id}, status=202)
 
 
+def _lifecycle_handler(action: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        who = actor(request)
+        run_id = await _service(request).async_lifecycle(
+            action, name=request.match_info["name"], actor=who, source=client_ip(request),
+            trigger="api" if who.startswith("token:") else "manual")
+        return json_ok({"run_id": run_id}, status=202)
+
+    handler.__name__ = f"stack_{action}"
+    handler.__doc__ = LIFECYCLE_DOCS[action]
+    return handler
+
+
+LIFECYCLE_DOCS = {
+    "stop": "Stop the stack's containers; automatic deploys and drift healing wait until it is started.",
+    "start": "Start the stack's containers again and wait for them to be healthy.",
+    "restart": "Restart the stack's containers and wait for them to be healthy.",
+    "down": "Remove the stack's containers and networks; volumes and the working folder stay.",
+}
+
+
 async def stack_drift(request: web.Request) -> web.Response:
     """Check one stack for drift now (heals it when auto_deploy is on)."""
     service = _service(request)
@@ -95,5 +118,9 @@ def register(routes: RouteTable) -> None:
                 body=DEPLOY_BODY, tags=tags, responses={202: "run queued"})
     routes.post("/api/v1/stacks/{name}/rollback", stack_rollback, auth="deploy", summary="Roll a stack back",
                 body=ROLLBACK_BODY, tags=tags, responses={202: "run queued"})
+    for action, doc in LIFECYCLE_DOCS.items():
+        routes.post(f"/api/v1/stacks/{{name}}/{action}", _lifecycle_handler(action), auth="deploy",
+                    summary=doc.split(";")[0].split(" and ")[0].rstrip("."), body=LIFECYCLE_BODY, tags=tags,
+                    responses={202: "run queued"})
     routes.post("/api/v1/stacks/{name}/drift", stack_drift, auth="deploy", summary="Check a stack for drift now",
                 tags=tags)

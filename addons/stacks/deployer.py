@@ -34,11 +34,12 @@ class DeployAborted(DockmasterError):
 
     code = "deploy_failed"
 
-    def __init__(self, message: str, *, revision: str | None, touched: bool) -> None:
+    def __init__(self, message: str, *, revision: str | None, touched: bool, blames_revision: bool = True) -> None:
         """Keep the cause, the revision and whether the running stack was touched."""
         super().__init__(message)
         self.revision = revision
         self.touched = touched
+        self.blames_revision = blames_revision
 
 
 @dataclass
@@ -159,18 +160,25 @@ class Deployer:
             await self.app.async_run_blocking(shutil.rmtree, scratch, True)
 
     async def async_project(self, spec: StackSpec, state: StackState, run: Run) -> str:
-        """The compose project name; adopts a project already running as `dm-<stack>` or `<stack>`."""
+        """The compose project name; a project already running as `dm-<stack>` or `<stack>` is taken over
+        when Dockmaster made it, or when the stack says `adopt: true`; otherwise the deploy is refused."""
         if state.project:
             return state.project
         default = f"dm-{spec.name}"
         found = await self.app.async_run_blocking(projects_named, self.app.docker(), [default, spec.name])
-        if default in found:
-            run.log(f"adopting the running compose project {default} ({found[default]} container(s))")
-            return default
-        if spec.name in found:
-            run.log(f"adopting the compose project '{spec.name}' started outside Dockmaster "
-                    f"({found[spec.name]} container(s)); it keeps its project name so nothing is duplicated")
-            return spec.name
+        for project in (default, spec.name):
+            if project not in found:
+                continue
+            count, ours = found[project]
+            if not (ours or spec.adopt):
+                raise DeployAborted(
+                    f"a compose project named '{project}' that Dockmaster did not start already runs {count} "
+                    "container(s); set 'adopt: true' on the stack to take it over (its containers are recreated "
+                    "from git), or give the stack another name", revision=None, touched=False, blames_revision=False)
+            run.log(f"adopting the compose project '{project}' ({count} container(s)"
+                    f"{'' if ours else ', started outside Dockmaster'}); it keeps its project name so nothing "
+                    "is duplicated")
+            return project
         return default
 
     def env_for(self, spec: StackSpec, decrypted: secrets.DecryptedSecrets) -> dict[str, str]:
@@ -253,6 +261,7 @@ class Deployer:
         state.snapshot = str(snapshot)
         state.health = "healthy"
         state.drift = None
+        state.desired = "running"
         await self.states.async_save(state)
 
     # --- deploy -------------------------------------------------------------------------
@@ -313,8 +322,11 @@ class Deployer:
                 if staged:
                     await self._async_unstage(spec, state, run)
                 run.log("the running stack was not touched")
-            await self.states.async_mark_bad(state, sha, inputs_hash=spec.inputs_hash, run_id=run.id,
-                                             error=run.secrets(cause))
+            if getattr(err, "blames_revision", True):
+                await self.states.async_mark_bad(state, sha, inputs_hash=spec.inputs_hash, run_id=run.id,
+                                                 error=run.secrets(cause))
+            else:
+                run.log("the cause lies outside the revision: it is tried again at the next trigger")
             await self.states.async_add_history(spec.name, sha, run_id=run.id, kind=req.kind, outcome="bad",
                                                 reason=run.reason, message=commit.get("message", "").split("\n")[0])
             self.app.bus.async_fire(DeployFailed(stack=spec.name, revision=sha, error=run.secrets(cause),

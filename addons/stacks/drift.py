@@ -27,6 +27,8 @@ class DriftWatcher:
         """Check every deployed stack; returns the problems per drifting stack."""
         found = {}
         for name in self.engine.specs():
+            if name in self.engine.orphans.gone:
+                continue
             problems = await self.async_check(name)
             if problems:
                 found[name] = problems
@@ -35,8 +37,8 @@ class DriftWatcher:
     async def async_check(self, name: str, *, heal: bool = True) -> list[str]:
         """Check one stack; fires DriftDetected and queues a `drift` deploy when auto_deploy is on."""
         state = self.engine.states.get(name)
-        if not state.deployed_revision or not state.project or not state.config_hashes:
-            return []
+        if not state.deployed_revision or not state.project or not state.config_hashes or state.desired != "running":
+            return []  # not deployed yet, or stopped by a person
         key = f"stack:{name}"
         if self.app.scheduler.busy(key):
             return []  # a deploy in flight changes containers on purpose

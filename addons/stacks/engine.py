@@ -20,6 +20,7 @@ from appliance.windows import MaintenanceWindow
 from . import secrets
 from .compose import ComposeRunner
 from .deployer import DeployAborted, Deployer
+from .lifecycle import ACTIONS, Lifecycle, Orphans
 from .models import DeployRequest, StackSpec, slug_from_folder
 from .state import StackState, StateStore
 from .workdir import read_manifest
@@ -49,6 +50,9 @@ class StackEngine:
         self._evaluating: dict[str, asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(self.settings["max_parallel"])
         self.discover_errors: list[str] = []
+        self.clashes: dict[str, str] = {}
+        self.lifecycle = Lifecycle(self)
+        self.orphans = Orphans(self)
 
     # --- setup --------------------------------------------------------------------------
 
@@ -88,7 +92,30 @@ class StackEngine:
         for found in self.discovered.values():
             merged.update(found)
         merged.update(self.explicit)
+        for name in self.clashes:
+            merged.pop(name, None)
         return dict(sorted(merged.items()))
+
+    def problems(self) -> list[str]:
+        """Discovery problems a person must fix (two folders, or two repos, making one stack name)."""
+        return [*self.discover_errors, *self.clashes.values()]
+
+    def _find_clashes(self) -> dict[str, str]:
+        """Names made by stacks of different repos: neither is deployed, so none silently replaces another."""
+        sources: dict[str, list[StackSpec]] = {}
+        for found in self.discovered.values():
+            for name, spec in found.items():
+                sources.setdefault(name, []).append(spec)
+        clashes = {}
+        for name, specs in sources.items():
+            if name in self.explicit:
+                specs = [*specs, self.explicit[name]]
+            if len({s.repo for s in specs}) > 1:
+                made_by = " and ".join(sorted(f"{s.repo}:{s.path}{' (discovered)' if s.discovered else ''}"
+                                              for s in specs))
+                clashes[name] = (f"stack name '{name}' is made by {made_by}; neither is deployed until one is "
+                                 "renamed or excluded")
+        return clashes
 
     def spec(self, name: str) -> StackSpec:
         """One stack's spec; raises NotFound."""
@@ -117,8 +144,10 @@ class StackEngine:
                 found[name] = StackSpec.from_conf(entry, name=name, path=folder, discovered=True)
         self.discovered[repo_name] = found
         self.discover_errors = errors
-        for error in errors:
+        clashes = self._find_clashes()
+        for error in [*errors, *(text for name, text in clashes.items() if name not in self.clashes)]:
             _LOGGER.error("Stacks: %s", error)
+        self.clashes = clashes
 
     def auto_deploy(self, name: str) -> bool:
         """The stack's auto_deploy: the persisted UI toggle when set, else the config value."""
@@ -146,6 +175,7 @@ class StackEngine:
         The runs carry the sync's trigger and actor (a webhook push reads `webhook`), but stay automatic:
         they respect bad marks and skip an unchanged rendered output whatever started the sync.
         """
+        before = {name: s for name, s in self.specs().items() if s.repo == repo_name}
         if self.conf["discover"]:
             await self.async_discover(repo_name, revision)
         repo = self.app.data["repos"].get(repo_name)
@@ -156,8 +186,15 @@ class StackEngine:
                 diffs[old] = await repo.async_changed_paths(old, revision)
             return diffs[old]
 
+        for name, spec in before.items():
+            if spec.discovered and name not in self.specs() and self.states.get(name).deployed_revision:
+                await self.orphans.async_orphan(spec, f"its folder {spec.path} is gone from {repo_name} at "
+                                                f"{revision[:7]}", trigger=trigger)
         run_ids = []
         for spec in [s for s in self.specs().values() if s.repo == repo_name]:
+            if await self.orphans.async_check(spec, revision, await self._async_touched(spec, revision, changed),
+                                              trigger=trigger):
+                continue
             reason = await self._async_reason(spec, revision, changed)
             if reason is None:
                 continue
@@ -166,11 +203,22 @@ class StackEngine:
             run_ids.append(run.id)
         return run_ids
 
+    async def _async_touched(self, spec: StackSpec, revision: str, changed: Any) -> list[str]:
+        """The changed paths under the stack's folder since its deployed revision ([] when unknown)."""
+        deployed = self.states.get(spec.name).deployed_revision
+        if not deployed or deployed == revision:
+            return []
+        try:
+            return [p for p in await changed(deployed) if spec.owns(p)]
+        except Exception as err:  # the deployed revision left the repo (a force push): _async_reason says so
+            _LOGGER.debug("Stack %s: no diff from %s: %s", spec.name, deployed[:7], err)
+            return []
+
     async def _async_reason(self, spec: StackSpec, revision: str, changed: Any) -> str | None:
         """Why this stack must deploy at `revision`, in words, or None when it is untouched."""
-        if not self.auto_deploy(spec.name):
-            return None
         state = self.states.get(spec.name)
+        if not self.auto_deploy(spec.name) or state.desired != "running":
+            return None  # off, or stopped by a person: their deploy (or start) brings it back
         short = revision[:7]
         if held_back(state, revision, spec):
             return None
@@ -200,7 +248,10 @@ class StackEngine:
     async def async_request(self, kind: str, name: str, *, revision: str | None, trigger: str, reason: str,
                             actor: str | None = None, force: bool = False, auto: bool = False) -> Run:
         """Queue work for a stack; a deploy arriving while one is queued joins the queued one."""
-        self.spec(name)
+        if kind not in ACTIONS:
+            self.spec(name)
+        elif not self.orphans.known(name):
+            raise NotFound(f"no stack named '{name}'")
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             if kind == "dry_run":
@@ -219,8 +270,9 @@ class StackEngine:
                 del self._pending[name]
                 pending.run.log(f"superseded by a {kind} requested by {actor or trigger}")
                 await self.app.runs.finish(pending.run, "cancelled", error=f"superseded by a {kind}")
-            run = await self.app.runs.create("rollback" if kind == "rollback" else "deploy", name, trigger=trigger,
-                                             reason=reason, actor=actor, details={"revision": revision})
+            run_kind = kind if kind in ("rollback", *ACTIONS) else "deploy"
+            run = await self.app.runs.create(run_kind, name, trigger=trigger, reason=reason, actor=actor,
+                                             details={"revision": revision})
             request = DeployRequest(kind, name, run, trigger, actor, revision, force=force, auto=auto)
             key = f"stack:{name}"
             if self.app.scheduler.busy(key):
@@ -251,8 +303,16 @@ class StackEngine:
     async def _async_execute(self, req: DeployRequest) -> None:
         """Run one request under its run, then roll back when a deploy changed containers and failed."""
         assert self.deployer is not None
-        spec = self.spec(req.stack)
+        if req.kind in ACTIONS:
+            await self.lifecycle.async_execute(req)
+            self.states.get(req.stack).last_run_id = req.run.id
+            return
+        spec = self.specs().get(req.stack)
         run = req.run
+        if spec is None:
+            # Its folder left git, or its name clashed, while the run waited in the queue.
+            await self.app.runs.finish(run, "cancelled", error=f"{req.stack} is no longer a stack Dockmaster deploys")
+            return
         window = self.app.window(spec.window) if req.kind != "dry_run" else None
         aborted: DeployAborted | None = None
         try:
@@ -328,7 +388,11 @@ class StackEngine:
         state.last_run_id = run.id
 
     async def async_resume(self) -> None:
-        """At start: a stack left running a bad revision (a crash cut its rollback short) is rolled back now."""
+        """At start: a stack left running a bad revision (a crash cut its rollback short) is rolled back now.
+
+        Stacks that left the config are taken down when `settings.on_remove` says so.
+        """
+        await self.orphans.async_startup()
         for name, spec in self.specs().items():
             state = self.states.get(name)
             current = state.deployed_revision

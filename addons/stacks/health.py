@@ -56,13 +56,14 @@ def list_project(client: Any, project: str) -> list[ContainerView]:
     return views
 
 
-def projects_named(client: Any, names: list[str]) -> dict[str, int]:
-    """How many containers each of the given compose project names has (blocks: docker SDK)."""
-    found: dict[str, int] = {}
+def projects_named(client: Any, names: list[str]) -> dict[str, tuple[int, bool]]:
+    """Per given compose project name: its container count and whether Dockmaster made them (blocks: docker SDK)."""
+    found: dict[str, tuple[int, bool]] = {}
     for name in names:
-        count = len(client.api.containers(all=True, filters={"label": f"{PROJECT_LABEL}={name}"}))
-        if count:
-            found[name] = count
+        containers = client.api.containers(all=True, filters={"label": f"{PROJECT_LABEL}={name}"})
+        if containers:
+            ours = all((c.get("Labels") or {}).get("io.dockmaster.managed") == "true" for c in containers)
+            found[name] = (len(containers), ours)
     return found
 
 

@@ -28,6 +28,8 @@ class StackSpec:
     rollback: bool = True
     window: str | None = None
     pull: str = "missing"
+    on_remove: str = "keep"
+    adopt: bool = False
     discovered: bool = False
 
     @classmethod
@@ -38,7 +40,8 @@ class StackSpec:
             name=name or conf["name"], repo=conf["repo"], path=path or conf["path"],
             auto_deploy=conf["auto_deploy"], values=dict(conf["values"]), env=dict(conf["env"]),
             sops=list(conf["sops"]), health_timeout=conf["health_timeout"].total_seconds(),
-            rollback=conf["rollback"], window=conf.get("window"), pull=conf["pull"], discovered=discovered,
+            rollback=conf["rollback"], window=conf.get("window"), pull=conf["pull"], on_remove=conf["on_remove"],
+            adopt=conf["adopt"], discovered=discovered,
         )
 
     @property
@@ -63,7 +66,7 @@ def slug_from_folder(folder: str) -> str | None:
 class DeployRequest:
     """A queued or running piece of work for one stack: deploy, rollback or dry-run."""
 
-    kind: str  # deploy | rollback | dry_run
+    kind: str  # deploy | rollback | dry_run | stop | start | restart | down
     stack: str
     run: Run
     trigger: str

@@ -9,6 +9,7 @@ import voluptuous as vol
 from appliance import cv
 
 PULL_POLICIES = ("missing", "always", "never")
+ON_REMOVE = ("keep", "down")  # a stack gone from git or the config: keep it running (orphaned), or take it down
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml",
                   "docker-compose.override.yaml", "docker-compose.override.yml")
@@ -49,6 +50,8 @@ _COMMON: dict[Any, Any] = {
     vol.Optional("rollback", default=True): cv.boolean,
     vol.Optional("window"): cv.slug,
     vol.Optional("pull", default="missing"): cv.one_of(*PULL_POLICIES),
+    vol.Optional("on_remove", default="keep"): cv.one_of(*ON_REMOVE),
+    vol.Optional("adopt", default=False): cv.boolean,
 }
 
 STACK_SCHEMA = vol.Schema(
@@ -83,6 +86,8 @@ SETTINGS_SCHEMA = vol.Schema(
         vol.Optional("drift_check", default="*/5 * * * *"): cv.cron,
         vol.Optional("keep_snapshots", default=5): cv.positive_int,
         vol.Optional("max_parallel", default=4): cv.positive_int,
+        # For stacks that left the config (their own on_remove went with them).
+        vol.Optional("on_remove", default="keep"): cv.one_of(*ON_REMOVE),
     }
 )
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from appliance.errors import NotFound
+
 from .health import list_project
+from .lifecycle import ACTIONS
 
 if TYPE_CHECKING:
     from .drift import DriftWatcher
@@ -47,6 +50,19 @@ class StackService:
             await self.async_wait(name, run.id)
         return run.id
 
+    async def async_lifecycle(self, action: str, *, name: str, actor: str | None = None, source: str | None = None,
+                              wait: bool = False, trigger: str = "manual") -> int:
+        """Queue stop, start, restart or down of a stack (an orphaned one too), audited; returns its run id."""
+        if action not in ACTIONS:
+            raise NotFound(f"no stack action named '{action}'")
+        who = actor or trigger
+        run = await self.engine.async_request(action, name, revision=None, trigger=trigger,
+                                              reason=f"{action} by {who}", actor=actor, force=True)
+        self.app.store.audit(who, f"stack.{action}", name, source=source, details={"run_id": run.id})
+        if wait:
+            await self.async_wait(name, run.id)
+        return run.id
+
     async def async_wait(self, name: str, run_id: int) -> None:
         """Wait until a run and any rollback it caused are finished."""
         while run_id in self.app.runs.active:
@@ -66,30 +82,37 @@ class StackService:
     # --- read models --------------------------------------------------------------------
 
     async def async_summary(self, name: str) -> dict[str, Any]:
-        """One stack as the list shows it."""
-        spec = self.engine.spec(name)
+        """One stack as the list shows it (an orphaned stack too: it still runs, without a folder or entry)."""
+        spec = self.engine.specs().get(name)
+        orphaned = self.engine.orphans.all().get(name)
+        if spec is None and orphaned is None:
+            raise NotFound(f"no stack named '{name}'")
         state = self.engine.states.get(name)
         runs = await self.app.runs.list(target=name, limit=5)
         last = next((r for r in runs if not r["details"].get("dry_run")), None)
         message = await self._message(name, state.deployed_revision)
         return {
-            "name": name, "repo": spec.repo, "path": spec.path, "discovered": spec.discovered,
-            "auto_deploy": self.engine.auto_deploy(name), "project": state.project or f"dm-{name}",
+            "name": name, "repo": spec.repo if spec else None, "path": spec.path if spec else None,
+            "discovered": spec.discovered if spec else False,
+            "auto_deploy": self.engine.auto_deploy(name) if spec else False, "project": state.project or f"dm-{name}",
+            "desired": state.desired, "orphaned": orphaned is not None, "orphan_reason": orphaned,
+            "working_folder": str(self.engine.deployer.folder(name).root) if self.engine.deployer else None,
             "deployed_revision": state.deployed_revision, "good_revision": state.good_revision,
             "bad_revisions": sorted(state.bad), "commit_message": message, "health": state.health,
             "drift": state.drift, "busy": self.app.scheduler.busy(f"stack:{name}"),
-            "window": spec.window, "last_run": _run_brief(last),
+            "window": spec.window if spec else None, "last_run": _run_brief(last),
         }
 
     async def async_list(self) -> list[dict[str, Any]]:
-        """Every stack's summary."""
-        return [await self.async_summary(name) for name in self.engine.specs()]
+        """Every stack's summary, orphaned ones included."""
+        names = sorted({*self.engine.specs(), *self.engine.orphans.all()})
+        return [await self.async_summary(name) for name in names]
 
     async def async_detail(self, name: str) -> dict[str, Any]:
         """One stack with revision history, bad revisions, containers and the last dry-run."""
         summary = await self.async_summary(name)
         state = self.engine.states.get(name)
-        spec = self.engine.spec(name)
+        spec = self.engine.specs().get(name)
         history = await self.engine.states.async_history(name)
         containers = []
         if state.project:
@@ -99,8 +122,10 @@ class StackService:
         dry = await self.app.runs.get(state.last_dry_run_id) if state.last_dry_run_id else None
         return {
             **summary,
-            "health_timeout": spec.health_timeout, "rollback": spec.rollback, "pull": spec.pull,
-            "sops": spec.sops, "value_names": sorted(spec.values),
+            "health_timeout": spec.health_timeout if spec else None, "rollback": spec.rollback if spec else False,
+            "pull": spec.pull if spec else None, "sops": spec.sops if spec else [],
+            "value_names": sorted(spec.values) if spec else [], "on_remove": spec.on_remove if spec else None,
+            "host_paths": await self._host_paths(),
             "bad": [{"revision": rev, **info} for rev, info in sorted(state.bad.items(),
                                                                       key=lambda kv: -kv[1]["time"])],
             "revisions": [{k: row[k] for k in ("id", "revision", "run_id", "kind", "outcome", "reason", "message",
@@ -112,6 +137,16 @@ class StackService:
                 "compose_config": dry["details"].get("compose_config", ""), "error": dry["error"],
             },
         }
+
+    async def _host_paths(self) -> dict[str, Any] | None:
+        """Whether bind sources in working folders exist on the Docker host, in words."""
+        if self.engine.deployer is None:
+            return None
+        try:
+            paths = await self.engine.deployer.async_host_paths()
+        except Exception as err:  # the engine is unreachable: the page still shows
+            return {"ok": False, "how": f"cannot tell: {err}"}
+        return {"ok": paths.ok, "how": paths.how}
 
     async def _message(self, name: str, revision: str | None) -> str:
         if not revision:

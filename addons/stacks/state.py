@@ -50,10 +50,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX stack_history_stack ON stack_history (stack, id);
     """,
+    # What the stack should be doing: running, or stopped / down by a person (lifecycle actions).
+    "ALTER TABLE stack_state ADD COLUMN desired TEXT NOT NULL DEFAULT 'running'",
 ]
 
 _COLUMNS = ("project", "deployed_revision", "good_revision", "render_hash", "inputs_hash", "config_hashes",
-            "snapshot", "auto_deploy", "health", "drift", "last_run_id", "last_dry_run_id")
+            "snapshot", "auto_deploy", "health", "drift", "last_run_id", "last_dry_run_id", "desired")
 
 
 @dataclass
@@ -73,6 +75,7 @@ class StackState:
     drift: str | None = None
     last_run_id: int | None = None
     last_dry_run_id: int | None = None
+    desired: str = "running"  # running | stopped | down
     bad: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 

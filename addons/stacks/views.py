@@ -25,6 +25,7 @@ DEPLOY_FORM = vol.Schema({vol.Optional("dry_run", default=False): cv.boolean,
                           vol.Optional("revision", default=""): _REVISION})
 ROLLBACK_FORM = vol.Schema({vol.Optional("revision", default=""): _REVISION})
 TOGGLE_FORM = vol.Schema({vol.Required("auto_deploy"): cv.boolean})
+LIFECYCLE_FORM = vol.Schema({vol.Optional("next", default=""): vol.Any("", "list")})
 
 
 def _service(request: web.Request) -> StackService:
@@ -34,7 +35,9 @@ def _service(request: web.Request) -> StackService:
 
 async def stacks_page(request: web.Request) -> web.Response:
     """Stacks list: status, deployed revision and commit message, health, drift, last run, toggle."""
-    return render(request, "stacks_list.html", {"stacks": await _service(request).async_list()})
+    service = _service(request)
+    return render(request, "stacks_list.html", {"stacks": await service.async_list(),
+                                                "problems": service.engine.problems()})
 
 
 async def stack_page(request: web.Request) -> web.Response:
@@ -68,6 +71,15 @@ async def rollback_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/runs/{run_id}")
 
 
+async def lifecycle_submit(request: web.Request) -> web.StreamResponse:
+    """Stop, start, restart or down from the stack page or a row of the list; continues on the run page."""
+    service = _service(request)
+    action = request.match_info["action"]
+    run_id = await service.async_lifecycle(action, name=request.match_info["name"], actor=actor(request),
+                                           source=client_ip(request))
+    raise web.HTTPSeeOther("/stacks" if request[BODY_KEY]["next"] == "list" else f"/runs/{run_id}")
+
+
 async def toggle_submit(request: web.Request) -> web.StreamResponse:
     """The auto_deploy toggle of the stacks list."""
     service = _service(request)
@@ -92,5 +104,7 @@ def register(routes: RouteTable) -> None:
                 body=DEPLOY_FORM)
     routes.post("/stacks/{name}/rollback", rollback_submit, auth="deploy", summary="Roll back from the UI",
                 kind="ui", body=ROLLBACK_FORM)
+    routes.post("/stacks/{name}/{action:stop|start|restart|down}", lifecycle_submit, auth="deploy",
+                summary="Stop, start, restart or down from the UI", kind="ui", body=LIFECYCLE_FORM)
     routes.post("/stacks/{name}/auto_deploy", toggle_submit, auth="deploy", summary="Toggle auto_deploy",
                 kind="ui", body=TOGGLE_FORM)

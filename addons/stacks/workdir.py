@@ -37,6 +37,7 @@ class WorkdirConflict(DockmasterError):
 
     status = 409
     code = "workdir_conflict"
+    blames_revision = False  # moving the file away fixes it: the same revision is tried again
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,8 +92,6 @@ def _build_base_image() -> None:
 @pytest.fixture(scope="session")
 def image_base(docker_client: Any) -> str:
     """The local stand-in for the official Python base image (cached by the engine)."""
-    import docker
-
     try:
         docker_client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
@@ -123,3 +124,21 @@ def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (wheelhouse / next(wheelhouse.glob("dockmaster-*.whl")).name).unlink()  # built inside the image
     return context
+
+
+@pytest.fixture(scope="session")
+def appliance_image(docker_client: Any, image_base: str, build_context: Path) -> Any:
+    """Build the appliance image from the real Dockerfile with networking off; removed afterwards."""
+    tag = f"dockmaster-test/appliance-{secrets.token_hex(4)}:1"
+    image, _logs = docker_client.images.build(
+        path=str(build_context), dockerfile="image/Dockerfile", tag=tag, network_mode="none",
+        buildargs={"BASE_IMAGE": image_base, "PIP_OPTIONS": "--no-index --find-links=/src/image/wheelhouse"},
+        rm=True, forcerm=True, pull=False,
+    )
+    yield image
+    docker_client.images.remove(image.id, force=True)
+    # The builder stage's image stays behind untagged: remove ours (labelled in the Dockerfile).
+    for leftover in docker_client.images.list(filters={"dangling": True, "label": "io.dockmaster.stage=build"}):
+        # One still in use by a concurrent build is left to that build.
+        with contextlib.suppress(docker.errors.APIError):
+            docker_client.images.remove(leftover.id)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -25,24 +23,6 @@ def _wait(condition: Any, timeout: float, what: str) -> Any:
             return value
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def appliance_image(docker_client: Any, image_base: str, build_context: Path) -> Any:
-    """Build the appliance image from the real Dockerfile with networking off; removed afterwards."""
-    tag = f"dockmaster-test/appliance-{secrets.token_hex(4)}:1"
-    image, _logs = docker_client.images.build(
-        path=str(build_context), dockerfile="image/Dockerfile", tag=tag, network_mode="none",
-        buildargs={"BASE_IMAGE": image_base, "PIP_OPTIONS": "--no-index --find-links=/src/image/wheelhouse"},
-        rm=True, forcerm=True, pull=False,
-    )
-    yield image
-    docker_client.images.remove(image.id, force=True)
-    # The builder stage's image stays behind untagged: remove ours (labelled in the Dockerfile).
-    for leftover in docker_client.images.list(filters={"dangling": True, "label": "io.dockmaster.stage=build"}):
-        # One still in use by a concurrent build is left to that build.
-        with contextlib.suppress(docker.errors.APIError):
-            docker_client.images.remove(leftover.id)
 
 
 def test_container_writes_starter_config_serves_and_becomes_healthy(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import os
 import tarfile
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from addons.repos import tree
+from addons.repos.tree import extract_checked
 from appliance.errors import NotFound, ValidationFailed
 
 from .conftest import GitRemote, repo_entry
@@ -141,3 +143,44 @@ async def test_export_failing_mid_stream_does_not_hang(
     await asyncio.to_thread(worker.join, 20)
     assert not worker.is_alive(), "export hung on a git archive nobody reads any more"
     assert isinstance(outcome[0], OSError) and outcome[0].errno == errno.ENOSPC
+
+
+def _tar(members: list[tuple[str, str, str]]) -> io.BytesIO:
+    """A tar of (kind, name, content-or-link-target) members."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for kind, name, value in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                data = value.encode()
+                info.size, info.mode = len(data), 0o4777
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                info.type, info.linkname = tarfile.SYMTYPE, value
+                tar.addfile(info)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.parametrize(("members", "refused"), [
+    ([("file", "ok/a.txt", "a"), ("link", "ok/b", "a.txt")], None),
+    ([("file", "../escape.txt", "x")], "would be written outside the export"),
+    ([("file", "/abs.txt", "x")], "would be written outside the export"),
+    ([("link", "out", "../../etc/passwd")], "leads outside the export"),
+    ([("link", "abs", "/etc/passwd")], "leads outside the export"),
+])
+def test_exports_on_pythons_without_the_data_filter_keep_its_checks(
+    tmp_path: Path, members: list[tuple[str, str, str]], refused: str | None
+) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with tarfile.open(fileobj=_tar(members), mode="r|") as tar:
+        if refused is None:
+            extract_checked(tar, dest)
+            assert (dest / "ok" / "a.txt").read_text() == "a"
+            assert (dest / "ok" / "a.txt").stat().st_mode & 0o7777 == 0o755  # no set-id, no group/other write
+            assert (dest / "ok" / "b").readlink() == Path("a.txt")
+        else:
+            with pytest.raises(ValidationFailed, match=refused):
+                extract_checked(tar, dest)
+    assert not (tmp_path / "escape.txt").exists()

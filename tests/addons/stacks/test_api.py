@@ -111,7 +111,17 @@ async def test_running_compose_project_is_adopted_not_duplicated(
     await asyncio.to_thread(subprocess.run, [*compose_argv, "-p", name, "up", "-d"], cwd=by_hand, check=True,
                             capture_output=True)
     remote.commit({"stacks/adopt/compose.yaml": httpd_compose(busybox_image, "from-git")}, "Adopt me")
-    _, app = await stacks_app([{"name": name, "repo": "infra", "path": "stacks/adopt", "health_timeout": "20s"}])
+    entry = {"name": name, "repo": "infra", "path": "stacks/adopt", "health_timeout": "20s"}
+    # Without adopt: true the project someone started by hand is left alone, and nothing is duplicated.
+    client, app = await stacks_app([entry])
+    refused = (await app.runs.list(target=name, limit=1))[0]
+    assert refused["status"] == "failed"
+    assert f"a compose project named '{name}' that Dockmaster did not start already runs 1 container(s); " \
+           "set 'adopt: true'" in refused["error"]
+    assert served(docker_client, name) == "by-hand" and container_ids(docker_client, f"dm-{name}") == {}
+    await client.close()
+
+    _, app = await stacks_app([{**entry, "adopt": True}])
     assert container_ids(docker_client, f"dm-{name}") == {}
     assert list(container_ids(docker_client, name)) == ["web"]
     assert served(docker_client, name) == "from-git"
