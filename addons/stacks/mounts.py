@@ -19,8 +19,7 @@ from typing import Any
 import yaml
 
 from appliance.errors import ValidationFailed
-
-from .hostpaths import HostPaths
+from appliance.hostpaths import HostPaths
 
 OVERRIDE_FILE = ".dockmaster.override.yaml"
 _SOPS_MARKERS = (b"sops_version=", b"ENC[AES256_GCM,", b'"sops":', b"\nsops:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from appliance.http.ui import render
 from appliance.keys import APPLIANCE_KEY, BODY_KEY
 
 from .api import SERVICE_KEY
+from .lifecycle import ACTIONS
 
 if TYPE_CHECKING:
     from appliance.http.routes import RouteTable
@@ -71,10 +73,9 @@ async def rollback_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/runs/{run_id}")
 
 
-async def lifecycle_submit(request: web.Request) -> web.StreamResponse:
+async def lifecycle_submit(request: web.Request, *, action: str) -> web.StreamResponse:
     """Stop, start, restart or down from the stack page or a row of the list; continues on the run page."""
     service = _service(request)
-    action = request.match_info["action"]
     run_id = await service.async_lifecycle(action, name=request.match_info["name"], actor=actor(request),
                                            source=client_ip(request))
     raise web.HTTPSeeOther("/stacks" if request[BODY_KEY]["next"] == "list" else f"/runs/{run_id}")
@@ -104,7 +105,8 @@ def register(routes: RouteTable) -> None:
                 body=DEPLOY_FORM)
     routes.post("/stacks/{name}/rollback", rollback_submit, auth="deploy", summary="Roll back from the UI",
                 kind="ui", body=ROLLBACK_FORM)
-    routes.post("/stacks/{name}/{action:stop|start|restart|down}", lifecycle_submit, auth="deploy",
-                summary="Stop, start, restart or down from the UI", kind="ui", body=LIFECYCLE_FORM)
+    for action in ACTIONS:
+        routes.post(f"/stacks/{{name}}/{action}", functools.partial(lifecycle_submit, action=action), auth="deploy",
+                    summary=f"{action.capitalize()} the stack from the UI", kind="ui", body=LIFECYCLE_FORM)
     routes.post("/stacks/{name}/auto_deploy", toggle_submit, auth="deploy", summary="Toggle auto_deploy",
                 kind="ui", body=TOGGLE_FORM)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from appliance.auth import hash_token
-from tests.support.git import GitRemote
+from tests.support.git import GIT_ENV, GitRemote, git
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -56,11 +56,17 @@ def _lines(path: Path) -> list[str]:
 
 @pytest.mark.parametrize("same_path", [False, True], ids=["config-at-another-path", "same-path-mount"])
 def test_stack_data_lands_in_the_host_folder_and_survives_a_redeploy(
-    docker_client: Any, appliance_image: Any, tmp_path: Path, busybox_image: str, same_path: bool
+    docker_client: Any, appliance_image: Any, tmp_path: Path, busybox_image: str, same_path: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config_dir = tmp_path / "appdata" / "dockmaster"
     inside = config_dir if same_path else Path("/config")
     remote = GitRemote(config_dir / "git")
+    # The container takes ownership of /config; this test (root) keeps committing to the repo in it.
+    monkeypatch.setitem(GIT_ENV, "GIT_CONFIG_COUNT", "1")
+    monkeypatch.setitem(GIT_ENV, "GIT_CONFIG_KEY_0", "safe.directory")
+    monkeypatch.setitem(GIT_ENV, "GIT_CONFIG_VALUE_0", "*")
+    git(remote.work, "config", "remote.origin.receivepack", "git -c safe.directory=* receive-pack")
     remote.commit({"stacks/app/compose.yaml": _compose("v1")}, "Stack with data")
     stack = f"imgdata-{secrets.token_hex(3)}"
     project = f"dm-{stack}"
@@ -105,14 +111,21 @@ def test_stack_data_lands_in_the_host_folder_and_survives_a_redeploy(
               container, runs)
 
         def bind_source() -> str:
-            app = docker_client.containers.list(filters={"label": f"com.docker.compose.project={project}"})[0]
-            return str(next(m["Source"] for m in app.attrs["Mounts"] if m["Destination"] == "/data"))
+            app = docker_client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
+            assert len(app) == 1, app
+            return str(next(m["Source"] for m in app[0].attrs["Mounts"] if m["Destination"] == "/data"))
 
+        def healthy() -> bool:
+            idle = not api("/api/v1/runs?status=running")["runs"]
+            return bool(idle and api(f"/api/v1/stacks/{stack}")["health"] == "healthy")
+
+        _wait(healthy, 60, "the first deploy to pass its health gate", container, runs)
         assert bind_source() == str(work / "data")
 
         remote.commit({"stacks/app/compose.yaml": _compose("v2")}, "Redeploy")
         api("/api/v1/repos/infra/sync", "POST")
         _wait(lambda: _lines(work / "data" / "log") == ["v1", "v2"], 120, "the redeploy", container, runs)
+        _wait(healthy, 60, "the redeploy to pass its health gate", container, runs)
         assert bind_source() == str(work / "data")
         detail = api(f"/api/v1/stacks/{stack}")
         assert detail["health"] == "healthy", detail
