@@ -15,6 +15,7 @@ from appliance.core import Appliance
 
 from .const import DOMAIN, PACKAGE_MANAGERS
 from .engine import HostEngine
+from .metrics import HostMetrics
 
 __all__ = ["CONFIG_SCHEMA", "DOMAIN", "async_setup"]
 
@@ -70,6 +71,7 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     engine = HostEngine(app, conf, app.data_dir / "known_hosts")  # type: ignore[arg-type]
     await engine.async_load()
     app.data[DOMAIN] = engine
+    app.metrics.registry.register(HostMetrics(engine))
     app.on_stop(engine.async_stop)
     app.services["hosts.check"] = engine.async_submit
     app.services["hosts.check_all"] = engine.async_check_all
