@@ -45,7 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .config import check_config
-    from .http.app import core_errors, create_app
+    from .errors import ConfigError
+    from .http.app import certificate_store, core_errors, create_app
 
     path = _config_path(args)
     checked = check_config(path)
@@ -62,7 +63,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     http = checked.domains["http"]
     host = args.host or http["host"]
     port = args.port or http["port"]
-    web.run_app(create_app(path, checked=checked), host=host, port=port, print=None,
+    try:
+        tls = certificate_store(checked)
+    except ConfigError as err:
+        print(f"{path}: cannot start: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    web.run_app(create_app(path, checked=checked, tls=tls), host=host, port=port, print=None,
+                ssl_context=tls.server_context if tls else None,
                 access_log=None, handle_signals=True, shutdown_timeout=10)
     return EXIT_OK
 
