@@ -239,6 +239,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if checked.ok else EXIT_USAGE
 
 
+def cmd_repo_trust(args: argparse.Namespace) -> int:
+    """Show a repo's ssh host key fingerprint and add it to its known_hosts once confirmed."""
+    import asyncio
+
+    from addons.repos.deploykey import async_trust
+
+    from .config import check_config, data_dir_for
+
+    path = _config_path(args)
+    checked = check_config(path)
+    entry = next((r for r in checked.domains.get("repos") or [] if r["name"] == args.name), None)
+    if entry is None:
+        print(f"no valid repo named '{args.name}' in {path}", file=sys.stderr)
+        return EXIT_USAGE
+    core = checked.domains.get("dockmaster", {})
+
+    def _confirm(question: str) -> bool:
+        if args.yes:
+            return True
+        print(question, end="", flush=True)
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    return asyncio.run(async_trust(entry, data_dir_for(path.resolve(), core), core.get("name", "dockmaster"),
+                                   confirm=_confirm, out=print))
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -281,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("stack")
     rollback.add_argument("revision", nargs="?")
     rollback.set_defaults(func=cmd_rollback)
+    repo = sub.add_parser("repo", help="git repositories")
+    repo_sub = repo.add_subparsers(dest="repo_command", required=True)
+    trust = with_config(repo_sub.add_parser("trust", help="show a repo's ssh host key and add it to known_hosts"))
+    trust.add_argument("name")
+    trust.add_argument("--yes", action="store_true", help="trust without asking (only after checking out of band)")
+    trust.set_defaults(func=cmd_repo_trust)
     return parser
 
 
