@@ -265,6 +265,27 @@ def cmd_repo_trust(args: argparse.Namespace) -> int:
                                    confirm=_confirm, out=print))
 
 
+def cmd_registry_login(args: argparse.Namespace) -> int:
+    """Store a registry login in data_dir/docker/config.json for image checks and pulls."""
+    from addons.ops.credentials import config_path, write_login
+
+    from .config import check_config, data_dir_for
+
+    path = _config_path(args)
+    core = check_config(path).domains.get("dockmaster", {})
+    if sys.stdin.isatty() and not args.password_stdin:
+        password = getpass.getpass(f"Password for {args.username}@{args.registry}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("no password given", file=sys.stderr)
+        return EXIT_USAGE
+    target = config_path(data_dir_for(path.resolve(), core))
+    write_login(target, args.registry, args.username, password)
+    print(f"saved the login for {args.registry} in {target}")
+    return EXIT_OK
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -313,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     trust.add_argument("name")
     trust.add_argument("--yes", action="store_true", help="trust without asking (only after checking out of band)")
     trust.set_defaults(func=cmd_repo_trust)
+    registry = sub.add_parser("registry", help="container registries")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True)
+    login = with_config(registry_sub.add_parser("login", help="store a registry login for image checks and pulls"))
+    login.add_argument("registry", help="host[:port] of the registry (docker.io for Docker Hub)")
+    login.add_argument("-u", "--username", required=True)
+    login.add_argument("--password-stdin", action="store_true", help="read the password (or token) from stdin")
+    login.set_defaults(func=cmd_registry_login)
     return parser
 
 
