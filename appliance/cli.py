@@ -45,7 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .config import check_config
-    from .http.app import core_errors, create_app
+    from .errors import ConfigError
+    from .http.app import certificate_store, core_errors, create_app
 
     path = _config_path(args)
     checked = check_config(path)
@@ -62,7 +63,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     http = checked.domains["http"]
     host = args.host or http["host"]
     port = args.port or http["port"]
-    web.run_app(create_app(path, checked=checked), host=host, port=port, print=None,
+    try:
+        tls = certificate_store(checked)
+    except ConfigError as err:
+        print(f"{path}: cannot start: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    web.run_app(create_app(path, checked=checked, tls=tls), host=host, port=port, print=None,
+                ssl_context=tls.server_context if tls else None,
                 access_log=None, handle_signals=True, shutdown_timeout=10)
     return EXIT_OK
 
@@ -260,6 +267,53 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK if checked.ok else EXIT_USAGE
 
 
+def cmd_repo_trust(args: argparse.Namespace) -> int:
+    """Show a repo's ssh host key fingerprint and add it to its known_hosts once confirmed."""
+    import asyncio
+
+    from addons.repos.deploykey import async_trust
+
+    from .config import check_config, data_dir_for
+
+    path = _config_path(args)
+    checked = check_config(path)
+    entry = next((r for r in checked.domains.get("repos") or [] if r["name"] == args.name), None)
+    if entry is None:
+        print(f"no valid repo named '{args.name}' in {path}", file=sys.stderr)
+        return EXIT_USAGE
+    core = checked.domains.get("dockmaster", {})
+
+    def _confirm(question: str) -> bool:
+        if args.yes:
+            return True
+        print(question, end="", flush=True)
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    return asyncio.run(async_trust(entry, data_dir_for(path.resolve(), core), core.get("name", "dockmaster"),
+                                   confirm=_confirm, out=print))
+
+
+def cmd_registry_login(args: argparse.Namespace) -> int:
+    """Store a registry login in data_dir/docker/config.json for image checks and pulls."""
+    from addons.ops.credentials import config_path, write_login
+
+    from .config import check_config, data_dir_for
+
+    path = _config_path(args)
+    core = check_config(path).domains.get("dockmaster", {})
+    if sys.stdin.isatty() and not args.password_stdin:
+        password = getpass.getpass(f"Password for {args.username}@{args.registry}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("no password given", file=sys.stderr)
+        return EXIT_USAGE
+    target = config_path(data_dir_for(path.resolve(), core))
+    write_login(target, args.registry, args.username, password)
+    print(f"saved the login for {args.registry} in {target}")
+    return EXIT_OK
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -309,6 +363,19 @@ def build_parser() -> argparse.ArgumentParser:
         verb = with_config(sub.add_parser(action, help=text))
         verb.add_argument("stack")
         verb.set_defaults(func=cmd_lifecycle, action=action)
+    repo = sub.add_parser("repo", help="git repositories")
+    repo_sub = repo.add_subparsers(dest="repo_command", required=True)
+    trust = with_config(repo_sub.add_parser("trust", help="show a repo's ssh host key and add it to known_hosts"))
+    trust.add_argument("name")
+    trust.add_argument("--yes", action="store_true", help="trust without asking (only after checking out of band)")
+    trust.set_defaults(func=cmd_repo_trust)
+    registry = sub.add_parser("registry", help="container registries")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True)
+    login = with_config(registry_sub.add_parser("login", help="store a registry login for image checks and pulls"))
+    login.add_argument("registry", help="host[:port] of the registry (docker.io for Docker Hub)")
+    login.add_argument("-u", "--username", required=True)
+    login.add_argument("--password-stdin", action="store_true", help="read the password (or token) from stdin")
+    login.set_defaults(func=cmd_registry_login)
     return parser
 
 

@@ -11,6 +11,7 @@ import voluptuous as vol
 
 from . import cv
 from .const import CORE_DOMAINS, DEFAULT_PORT, SCOPES
+from .http.tls import TLS_SCHEMA
 from .retention import RETENTION_SCHEMA
 from .yaml import LoadIssue, Mark, NodeDict, Secret, load_config_yaml, locate, mark_of, strip_marks
 
@@ -30,6 +31,7 @@ HTTP_SCHEMA = vol.Schema(
         vol.Optional("port", default=DEFAULT_PORT): cv.port,
         vol.Optional("base_url"): cv.url,
         vol.Optional("trusted_proxies", default=[]): vol.All(cv.ensure_list, [cv.ip_network]),
+        vol.Optional("tls"): TLS_SCHEMA,
         vol.Optional("session_idle_timeout", default="8h"): cv.positive_duration,
         vol.Optional("session_max_age", default="7d"): cv.positive_duration,
         vol.Optional("max_websockets", default=64): cv.positive_int,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import docker
 
     from .http.routes import RouteTable
+    from .http.tls import CertificateStore
     from .http.ui import UiRegistry
 
 _LOGGER = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class Appliance:
         self._data_lock: Any = None
         # Named async callables addons offer to the API, UI and one-shot CLI ("stacks.deploy").
         self.services: dict[str, Callable[..., Awaitable[Any]]] = {}
+        # The served certificate when Dockmaster speaks HTTPS itself (`http.tls`).
+        self.tls: CertificateStore | None = None
         from .metrics import Metrics
 
         self.metrics = Metrics(self)
@@ -204,6 +207,7 @@ class Appliance:
             },
             "config_errors": [issue.as_dict() for issue in self.checked.issues],
             "active_runs": len(self.runs.active),
+            "tls": self.tls.info.as_dict() if self.tls and self.tls.info else None,
             "limits": {"websockets": self.sockets.status()},
             "database": {"bytes": self.store.size_bytes, "last_prune": self.retention.last},
             "windows": {

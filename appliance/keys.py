@@ -10,10 +10,12 @@ if TYPE_CHECKING:
     from .auth import AuthManager
     from .core import Appliance
     from .http.live import LiveHub
+    from .http.tls import CertificateStore
 
 APPLIANCE_KEY: web.AppKey[Appliance] = web.AppKey("appliance")
 AUTH_KEY: web.AppKey[AuthManager] = web.AppKey("auth")
 LIVE_KEY: web.AppKey[LiveHub] = web.AppKey("live")
+TLS_KEY: web.AppKey[CertificateStore | None] = web.AppKey("tls")
 
 if TYPE_CHECKING:
     from typing import Any

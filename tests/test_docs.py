@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from appliance.events import event_types
 from appliance.keys import APPLIANCE_KEY
 from appliance.loader import AddonRegistry
 from tests.appliance.full_config import builtin_domains, full_config
+from tests.conftest import bearer
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -94,3 +96,19 @@ async def test_every_route_is_documented(make_client) -> None:
     missing = sorted({f"{spec.method} {spec.path}" for spec in app.api.routes
                       if spec.kind != "static" and spec.path not in text})
     assert not missing, "routes not documented in docs/:\n" + "\n".join(missing)
+
+
+async def test_every_metric_is_documented_and_the_dashboard_uses_real_ones(make_client) -> None:
+    client = await make_client(full_config())
+    resp = await client.get("/metrics", headers=bearer("read"))
+    exposed = set(re.findall(r"^# TYPE (\w+) ", await resp.text(), re.M))
+    exposed = {name for name in exposed if not name.endswith("_created")}
+    assert {"dockmaster_stack_healthy", "dockmaster_host_state", "dockmaster_stack_deploy_duration_seconds"} <= exposed
+    page = (DOCS / "metrics.md").read_text(encoding="utf-8")
+    missing = sorted(name for name in exposed if not _mentioned(page, name))
+    assert not missing, f"metrics not in docs/metrics.md: {', '.join(missing)}"
+    dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    used = {m for panel in dashboard["panels"] for target in panel["targets"]
+            for m in re.findall(r"dockmaster_\w+", target["expr"])}
+    unknown = sorted(m for m in used if m not in exposed and re.sub(r"_(bucket|count|sum)$", "", m) not in exposed)
+    assert used and not unknown, f"dashboard queries unknown metrics: {unknown}"

@@ -7,11 +7,15 @@ from typing import Any
 
 import voluptuous as vol
 
+from addons.hosts_defaults import CONFIG_SCHEMA as DEFAULTS_SCHEMA
+from addons.hosts_defaults import DOMAIN as DEFAULTS
+from addons.hosts_defaults import with_defaults
 from appliance import cv
 from appliance.core import Appliance
 
 from .const import DOMAIN, PACKAGE_MANAGERS
 from .engine import HostEngine
+from .metrics import HostMetrics
 
 __all__ = ["CONFIG_SCHEMA", "DOMAIN", "async_setup"]
 
@@ -34,17 +38,18 @@ TIMEOUTS_SCHEMA = vol.Schema({
 HOST_SCHEMA = vol.Schema({
     vol.Required("name"): cv.slug,
     vol.Required("address"): cv.host,
-    vol.Optional("port", default=22): cv.port,
-    vol.Optional("user", default="root"): cv.string,
+    # port, user, ssh_key, known_hosts, become, window and host_key_check default to `hosts_defaults:`.
+    vol.Optional("port"): cv.port,
+    vol.Optional("user"): cv.string,
     vol.Optional("ssh_key"): cv.path,
     vol.Optional("known_hosts"): cv.path,
-    vol.Optional("become", default="none"): cv.one_of("none", "sudo"),
+    vol.Optional("become"): cv.one_of("none", "sudo"),
     vol.Optional("tags", default=[]): cv.ensure_list_of(cv.slug),
     vol.Optional("package_manager", default="auto"): cv.one_of("auto", *PACKAGE_MANAGERS),
     vol.Optional("auto_reboot", default=False): cv.boolean,
     vol.Optional("window"): cv.slug,
     vol.Optional("compose_paths", default=[]): cv.ensure_list_of(_absolute),
-    vol.Optional("host_key_check", default="strict"): cv.one_of("strict", "accept-new"),
+    vol.Optional("host_key_check"): cv.one_of("strict", "accept-new"),
     vol.Optional("upgrade", default="upgrade"): cv.one_of("upgrade", "dist-upgrade"),
     vol.Optional("timeouts", default={}): TIMEOUTS_SCHEMA,
 })
@@ -53,15 +58,20 @@ CONFIG_SCHEMA = vol.Schema(vol.All(cv.ensure_list, [HOST_SCHEMA], cv.unique_name
 
 
 async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
-    """Load host states and register the API, the UI pages and the `hosts.*` services."""
+    """Apply `hosts_defaults:`, load host states and register the API, the UI pages and the `hosts.*` services."""
     from . import api, views
 
+    if DEFAULTS in app.checked.invalid_domains:
+        raise ValueError("hosts_defaults: has errors; hosts would run with the wrong user, key or window")
+    defaults = app.conf[DEFAULTS] if DEFAULTS in app.conf else DEFAULTS_SCHEMA({})
+    conf = [with_defaults(host, defaults) for host in conf]
     for host in conf:
         if host.get("window") and app.window(host["window"]) is None:
             raise ValueError(f"host '{host['name']}': window '{host['window']}' is not configured under windows:")
     engine = HostEngine(app, conf, app.data_dir / "known_hosts")  # type: ignore[arg-type]
     await engine.async_load()
     app.data[DOMAIN] = engine
+    app.metrics.registry.register(HostMetrics(engine))
     app.on_stop(engine.async_stop)
     app.services["hosts.check"] = engine.async_submit
     app.services["hosts.check_all"] = engine.async_check_all

@@ -18,6 +18,7 @@ from .engine import HostEngine
 PAGE_SIZE = 50
 
 LIST_QUERY = {
+    vol.Optional("q"): vol.All(str, vol.Length(max=100)),
     vol.Optional("tag"): cv.slug,
     vol.Optional("state"): vol.In(STATES),
     vol.Optional("page", default=1): vol.All(vol.Coerce(int), vol.Range(min=1)),
@@ -32,9 +33,23 @@ def engine_of(request: web.Request) -> HostEngine:
     return engine
 
 
-def filter_hosts(engine: HostEngine, tag: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    """Every host described, filtered by tag and state, sorted by name."""
+def _matches(host: dict[str, Any], words: list[str]) -> bool:
+    """True when every word occurs in the host's name, address, user, tags, window, OS or state."""
+    inventory = host.get("inventory") or {}
+    text = " ".join(str(v) for v in (
+        host["name"], host["address"], host["user"], host["state"], host.get("window") or "",
+        inventory.get("os") or "", inventory.get("os_version") or "", *host["tags"],
+    )).lower()
+    return all(word in text for word in words)
+
+
+def filter_hosts(engine: HostEngine, tag: str | None = None, state: str | None = None,
+                 q: str | None = None) -> list[dict[str, Any]]:
+    """Every host described, filtered by tag, state and search words, sorted by name."""
     hosts = [engine.describe(name) for name in sorted(engine.conf)]
+    words = (q or "").lower().split()
+    if words:
+        hosts = [h for h in hosts if _matches(h, words)]
     if tag:
         hosts = [h for h in hosts if tag in h["tags"]]
     if state:
@@ -43,12 +58,27 @@ def filter_hosts(engine: HostEngine, tag: str | None = None, state: str | None =
 
 
 async def async_list(request: web.Request) -> web.Response:
-    """Hosts with state, pending updates and inventory; `?tag=&state=&page=`."""
+    """Hosts with state, pending updates and inventory; `?q=&tag=&state=&page=`."""
     query = request[QUERY_KEY]
-    hosts = filter_hosts(engine_of(request), query.get("tag"), query.get("state"))
+    hosts = filter_hosts(engine_of(request), query.get("tag"), query.get("state"), query.get("q"))
     page = query["page"]
     chunk = hosts[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     return web.json_response({"hosts": chunk, "page": page, "total": len(hosts), "page_size": PAGE_SIZE})
+
+
+def tags_of(engine: HostEngine) -> dict[str, list[str]]:
+    """Every tag with the names of its hosts, both sorted."""
+    tags: dict[str, list[str]] = {}
+    for name in sorted(engine.conf):
+        for tag in engine.conf[name]["tags"]:
+            tags.setdefault(tag, []).append(name)
+    return dict(sorted(tags.items()))
+
+
+async def async_tags(request: web.Request) -> web.Response:
+    """Every tag with its hosts."""
+    tags = tags_of(engine_of(request))
+    return web.json_response({"tags": [{"name": tag, "hosts": hosts} for tag, hosts in tags.items()]})
 
 
 async def async_show(request: web.Request) -> web.Response:
@@ -94,6 +124,7 @@ def register(app: Appliance) -> None:
     """Declare the host API routes."""
     app.api.get("/api/v1/hosts", async_list, auth="read", summary="Hosts with state and pending updates",
                 query=LIST_QUERY, tags=["hosts"])
+    app.api.get("/api/v1/tags", async_tags, auth="read", summary="Host tags with their hosts", tags=["hosts"])
     app.api.get("/api/v1/hosts/{name}", async_show, auth="read", summary="One host", tags=["hosts"])
     for action in ("check", "update", "reboot", "retry", "acknowledge"):
         app.api.post(

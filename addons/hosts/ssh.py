@@ -60,13 +60,16 @@ def known_hosts_name(address: str, port: int) -> str:
 
 
 def command_line(argv: Sequence[str], *, become: bool, env: Mapping[str, str] | None = None) -> str:
-    """Quote an argv list into one command line; `become` prefixes non-interactive `sudo -n`."""
-    parts = list(argv)
-    if env:
-        parts = ["env", *(f"{key}={value}" for key, value in env.items()), *parts]
+    """Quote an argv list into one command line; `become` prefixes non-interactive `sudo -n`.
+
+    With sudo, variables go to sudo itself (`sudo -n VAR=value -- cmd`): the rule that matches is
+    the one for `cmd`, and it must carry SETENV. Through `env` sudo would check a rule for
+    `/usr/bin/env`, which a command list cannot allow without allowing every command.
+    """
+    assignments = [f"{key}={value}" for key, value in (env or {}).items()]
     if become:
-        parts = ["sudo", "-n", "--", *parts]
-    return shlex.join(parts)
+        return shlex.join(["sudo", "-n", *assignments, "--", *argv])
+    return shlex.join(["env", *assignments, *argv] if assignments else list(argv))
 
 
 @dataclass

@@ -11,19 +11,30 @@ from appliance.http.middlewares import actor
 from appliance.http.ui import render
 from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
 
-from .api import _audit, engine_of, filter_hosts
+from .api import PAGE_SIZE, _audit, engine_of, filter_hosts, tags_of
 
-LIST_QUERY = {vol.Optional("tag"): cv.slug, vol.Optional("state"): str}
+LIST_QUERY = {
+    vol.Optional("q"): vol.All(str, vol.Length(max=100)),
+    vol.Optional("tag"): vol.Any("", cv.slug),
+    vol.Optional("state"): str,
+    vol.Optional("page", default=1): vol.All(vol.Coerce(int), vol.Range(min=1)),
+}
 ACTION_BODY = vol.Schema({vol.Optional("dry_run", default=False): cv.boolean})
 
 
 async def hosts_page(request: web.Request) -> web.Response:
-    """All hosts with state, pending count and reboot badge; filter by tag."""
+    """All hosts with state, pending count and reboot badge; search, filter by tag, one page at a time."""
     engine = engine_of(request)
     query = request[QUERY_KEY]
-    tags = sorted({tag for conf in engine.conf.values() for tag in conf["tags"]})
-    hosts = filter_hosts(engine, query.get("tag"), query.get("state") or None)
-    return render(request, "hosts_list.html", {"hosts": hosts, "tags": tags, "tag": query.get("tag")})
+    q = (query.get("q") or "").strip()
+    tag = query.get("tag") or None
+    hosts = filter_hosts(engine, tag, query.get("state") or None, q)
+    pages = max(1, -(-len(hosts) // PAGE_SIZE))
+    page = min(query["page"], pages)
+    return render(request, "hosts_list.html", {
+        "hosts": hosts[(page - 1) * PAGE_SIZE: page * PAGE_SIZE], "total": len(hosts), "all": len(engine.conf),
+        "tags": list(tags_of(engine)), "tag": tag, "q": q, "page": page, "pages": pages,
+    })
 
 
 async def host_page(request: web.Request) -> web.Response:

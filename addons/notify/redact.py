@@ -16,6 +16,11 @@ _SECRET_QUERY_RE = re.compile(r"token|key|pass|secret|user|auth|to$|from$", re.I
 LOGGERS = ("apprise", "urllib3.connectionpool")
 # Short pieces would blank out ordinary words everywhere the redactor runs.
 _MIN_PIECE = 6
+# A path segment made of lower-case words (`dockmaster`, `alerts-topic`) is a name, not a credential:
+# hiding it would blank that word in every log line. Tokens carry digits, mixed case or symbols.
+_PLAIN_WORDS_RE = re.compile(r"^[a-z]+(?:[-_.][a-z]+)*$")
+# Segments this long are treated as tokens even when they are all letters (random base32/64 keys).
+_TOKEN_LENGTH = 24
 
 
 def _split_netloc(netloc: str) -> tuple[str, str | None]:
@@ -35,6 +40,11 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_token(piece: str) -> bool:
+    """True when a path segment may be a credential: not a plain lower-case word, or very long."""
+    return len(piece) >= _TOKEN_LENGTH or not _PLAIN_WORDS_RE.match(piece)
 
 
 def redact_url(url: str) -> str:
@@ -69,9 +79,11 @@ def secret_pieces(url: str) -> list[str]:
     # Telegram-style tokens carry a colon, which leaves the netloc unparseable as host:port.
     if not host and parts.netloc:
         pieces.append(parts.netloc.rpartition("@")[2])
-    if parts.path not in ("", "/"):
+    tokens = [unquote(seg) for seg in parts.path.split("/") if len(seg) >= _MIN_PIECE and is_token(unquote(seg))]
+    if tokens:
+        # The whole path only when it holds a token: `/dockmaster` alone must not mask that word.
         pieces.append(parts.path)
-        pieces.extend(unquote(seg) for seg in parts.path.split("/") if len(seg) >= _MIN_PIECE)
+        pieces.extend(tokens)
     for name, value in parse_qsl(parts.query):
         if _SECRET_QUERY_RE.search(name):
             pieces.append(value)

@@ -13,6 +13,7 @@ from appliance.core import Appliance
 from . import api, views
 from .console import Console
 from .host import DiskWatch
+from .metrics import StackMetrics
 from .operations import register_builtin
 from .probes import PROBE_SCHEMA
 from .registry import Operation, OperationRegistry, Target
@@ -45,6 +46,7 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
     checker = UpdateChecker(app)
     console = Console(app, conf, registry, checker, DiskWatch(app, conf["disk_threshold"]))
     register_builtin(registry, conf, checker, console.async_after_check)
+    stack_metrics = StackMetrics(app, checker)
     app.data[DOMAIN] = registry
     app.data["ops.console"] = console
     app.sockets.caps[api.FOLLOWERS_CAP] = conf["max_log_followers"]
@@ -59,6 +61,7 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
 
     async def _async_start() -> None:
         await checker.async_load()
+        await stack_metrics.async_load()
 
     app.on_start(_async_start)
     app.on_stop(registry.async_stop)

@@ -11,7 +11,7 @@ import voluptuous as vol
 
 from appliance import cv
 
-from . import containers, host, probes, stackops
+from . import containers, credentials, host, probes, stackops
 from .registry import OpContext, Operation, OperationRegistry, Target
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
     async def stack_pull(ctx: OpContext) -> Any:
         refs = await app.async_run_blocking(stackops.stack_images, app.docker(), ctx.target)
         ctx.run.log(f"pulling {', '.join(refs)}")
-        pulled = await app.async_run_blocking(stackops.pull_images, app.docker(), refs)
+        logins = await app.async_run_blocking(credentials.read_credentials, credentials.config_path(app.data_dir))
+        pulled = await app.async_run_blocking(stackops.pull_images, app.docker(), refs, logins)
         for item in pulled:
             ctx.run.log(f"{item['image']}: {item['id'] or 'pinned, left alone'}")
         return {"images": pulled}

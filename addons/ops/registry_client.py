@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +13,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from docker.auth import resolve_repository_name
 from docker.utils import parse_repository_tag
+
+from .credentials import Credential
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -117,9 +120,11 @@ def realm_allowed(realm: str, ref: ImageRef) -> bool:
 class RegistryClient:
     """Asks registries for manifest digests; anonymous tokens are cached per realm and scope."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, timeout: float = 15.0) -> None:
-        """Use `session` for every request."""
+    def __init__(self, session: aiohttp.ClientSession, *, timeout: float = 15.0,
+                 credentials: Callable[[str], Credential | None] | None = None) -> None:
+        """Use `session` for every request; `credentials(registry)` gives a login for private registries."""
         self.session = session
+        self.credentials = credentials or (lambda _registry: None)
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._tokens: dict[tuple[str, str, str], str] = {}
         # Which token a repository needed last time, so later checks skip the 401 round trip.
@@ -137,14 +142,24 @@ class RegistryClient:
                 async with self.session.head(url, headers=headers, timeout=self.timeout,
                                              allow_redirects=False) as resp:
                     if resp.status == 401 and attempt == 0:
-                        challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+                        offered = resp.headers.get("WWW-Authenticate", "")
+                        challenge = parse_challenge(offered)
+                        login = self.credentials(ref.registry)
+                        if challenge is None and login is not None and offered.lower().startswith("basic"):
+                            # A registry behind htpasswd takes the login on every request.
+                            headers["Authorization"] = login.basic()
+                            key = None
+                            continue
                         if challenge is None:
-                            raise RegistryError(f"{ref.registry} wants credentials (private registry?)")
+                            raise RegistryError(f"{ref.registry} wants credentials (add them with "
+                                                "`dockmaster registry login`)")
                         if key:
                             self._tokens.pop(key, None)  # expired: fetch a fresh one
                         key = await self._async_token(challenge, ref)
                         self._repo_token[(ref.registry, ref.repository)] = key
                         continue
+                    if resp.status == 401:
+                        raise RegistryError(f"{ref.registry} refused the credentials for {ref.repository}")
                     if resp.status == 404:
                         raise RegistryError(f"{ref.repository}:{ref.tag} is not in {ref.registry}")
                     if resp.status != 200:
@@ -155,7 +170,8 @@ class RegistryClient:
                     return digest
             except (aiohttp.ClientError, TimeoutError) as err:
                 raise RegistryError(f"cannot reach {ref.registry}: {err or type(err).__name__}") from None
-        raise RegistryError(f"{ref.registry} refused the anonymous token (private image?)")
+        raise RegistryError(f"{ref.registry} refused the token (private image? add credentials with "
+                            "`dockmaster registry login`)")
 
     async def _async_token(self, challenge: dict[str, str], ref: ImageRef) -> tuple[str, str, str]:
         if not realm_allowed(challenge["realm"], ref):
@@ -169,8 +185,11 @@ class RegistryClient:
         params: dict[str, Any] = {"scope": scope}
         if challenge.get("service"):
             params["service"] = challenge["service"]
+        # With a login the token endpoint is asked as that user; without one, anonymously (public images).
+        login = self.credentials(ref.registry)
+        auth_headers = {"Authorization": login.basic()} if login else {}
         try:
-            async with self.session.get(challenge["realm"], params=params, timeout=self.timeout,
+            async with self.session.get(challenge["realm"], params=params, timeout=self.timeout, headers=auth_headers,
                                         allow_redirects=False) as resp:
                 if resp.status != 200:
                     raise RegistryError(f"token endpoint answered HTTP {resp.status}")

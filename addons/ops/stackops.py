@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
+from docker.auth import resolve_repository_name
 from docker.utils import parse_repository_tag
 
 from appliance.compose_cli import compose_command
 from appliance.errors import NotFound, Unavailable
 
 from .containers import CONFIG_FILES_LABEL, PROJECT_LABEL, WORKING_DIR_LABEL, stack_containers
+from .credentials import Credential, registry_key
 
 REVISION_LABEL = "io.dockmaster.revision"
 
@@ -35,15 +37,18 @@ def stack_images(client: docker.DockerClient, stack: str) -> list[str]:
     return sorted({c.attrs.get("Config", {}).get("Image", "") for c in containers} - {""})
 
 
-def pull_images(client: docker.DockerClient, references: list[str]) -> list[dict[str, Any]]:
-    """Pull each reference (references pinned by digest are left alone); blocks."""
+def pull_images(client: docker.DockerClient, references: list[str],
+                logins: dict[str, Credential] | None = None) -> list[dict[str, Any]]:
+    """Pull each reference with its registry's login, if any (references pinned by digest are left alone); blocks."""
     results = []
     for ref in references:
         repo, tag = parse_repository_tag(ref)
         if tag and tag.startswith("sha256:"):
             results.append({"image": ref, "id": None, "pulled": False})
             continue
-        image = client.images.pull(repo, tag=tag or "latest")
+        registry, _ = resolve_repository_name(repo)
+        login = (logins or {}).get(registry_key(registry))
+        image = client.images.pull(repo, tag=tag or "latest", auth_config=login.auth_config() if login else None)
         results.append({"image": ref, "id": image.id, "pulled": True})
     return results
 

@@ -11,6 +11,7 @@ import docker
 
 from appliance.events import ImageUpdateAvailable
 
+from . import credentials
 from .containers import MANAGED_LABEL, PROJECT_LABEL, STACK_LABEL
 from .registry_client import ImageRef, RegistryClient, RegistryError, parse_ref
 
@@ -76,7 +77,10 @@ class UpdateChecker:
         remote: dict[str, tuple[str | None, str | None]] = {}
         results: dict[str, dict[str, Any]] = {}
         async with aiohttp.ClientSession() as session:
-            client = RegistryClient(session)
+            path = credentials.config_path(self.app.data_dir)
+            logins = await self.app.async_run_blocking(credentials.read_credentials, path)
+            client = RegistryClient(session,
+                                    credentials=lambda registry: logins.get(credentials.registry_key(registry)))
             for name, images in sorted(stacks.items()):
                 checked = []
                 for image in images:

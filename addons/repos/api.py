@@ -21,6 +21,14 @@ async def async_list(request: web.Request) -> web.Response:
     return web.json_response({"repos": manager(request).status()})
 
 
+async def async_show(request: web.Request) -> web.Response:
+    """One repo as in the list, with its deploy key (public half) when Dockmaster generated it."""
+    name = request.match_info["name"]
+    repos = manager(request)
+    repos.get(name)
+    return web.json_response(next(item for item in repos.status() if item["name"] == name))
+
+
 async def async_request(request: web.Request, name: str) -> int:
     """Queue a sync for the caller (manual from the UI, api from a token) and audit it."""
     app = request.app[APPLIANCE_KEY]

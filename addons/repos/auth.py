@@ -34,7 +34,8 @@ class GitAuth:
             url=clean,
             token=conf.get("token") or url_token,
             username=conf.get("username") or url_user or DEFAULT_USERNAME,
-            ssh_key=conf.get("ssh_key"),
+            # `ssh_key: generate` is resolved to the key file before a repo is built (deploykey.resolve).
+            ssh_key=Path(key) if (key := conf.get("ssh_key")) else None,
             known_hosts=conf.get("known_hosts"),
             connect_timeout=timeout,
         )

@@ -69,6 +69,8 @@ class Repo:
         self.clone = GitClone(self.name, self.path, self.branch, self.auth,
                               timeout=self.fetch_timeout, depth=conf.get("depth"))
         self.state = SyncState()
+        # The generated deploy key's public half and where to paste it (`ssh_key: generate`), or None.
+        self.deploy_key: dict[str, Any] | None = None
 
     @property
     def head(self) -> str | None:
@@ -122,4 +124,6 @@ class Repo:
             "last_run_id": state.last_run_id,
             "last_trigger": state.last_trigger,
             "last_change": state.last_change,
+            "known_hosts": str(self.auth.known_hosts) if self.auth.known_hosts else None,
+            "deploy_key": self.deploy_key,
         }

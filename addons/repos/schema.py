@@ -22,13 +22,20 @@ class RepoConfig(TypedDict):
     name: str
     url: str
     branch: str
-    ssh_key: NotRequired[Path]
+    ssh_key: NotRequired[Path | str]
     known_hosts: NotRequired[Path]
     token: NotRequired[str]
     username: NotRequired[str]
     poll: NotRequired[str]
     depth: NotRequired[int]
     fetch_timeout: timedelta
+
+
+def deploy_key(value: Any) -> Path | str:
+    """`generate` (Dockmaster makes the key pair) or an existing private key file."""
+    if isinstance(value, str) and value.strip() == "generate":
+        return "generate"
+    return cv.existing_file(value)
 
 
 def branch_name(value: Any) -> str:
@@ -96,7 +103,7 @@ REPO_SCHEMA = vol.All(
             vol.Required("name"): cv.slug,
             vol.Required("url"): cv.git_url,
             vol.Optional("branch", default="main"): branch_name,
-            vol.Optional("ssh_key"): cv.existing_file,
+            vol.Optional("ssh_key"): deploy_key,
             vol.Optional("known_hosts"): cv.existing_file,
             vol.Optional("token"): cv.string,
             vol.Optional("username"): cv.string,

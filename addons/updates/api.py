@@ -97,8 +97,20 @@ async def fleet_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/runs/{run_id}")
 
 
+async def async_groups(request: web.Request) -> web.Response:
+    """Every group of `updates.groups` with its hosts (config order) and their states."""
+    updater = _updater(request)
+    groups = [
+        {"name": name, "hosts": list(members),
+         "states": {member: updater.engine.status(member).state for member in members}}
+        for name, members in sorted(updater.conf["groups"].items())
+    ]
+    return web.json_response({"groups": groups})
+
+
 def register(app: Appliance) -> None:
     """Declare the fleet routes."""
+    app.api.get("/api/v1/groups", async_groups, auth="read", summary="Host groups with their hosts", tags=["hosts"])
     app.api.post("/api/v1/fleet/update", async_fleet_update, auth="deploy", summary="Fleet update in waves",
                  body=FLEET_BODY, tags=["hosts"], responses={202: "fleet run started", 409: "one already runs"})
     app.api.get("/fleet", fleet_page, auth="read", summary="Fleet update form", kind="ui", query=FORM_FIELDS)

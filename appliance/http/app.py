@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -11,15 +12,16 @@ from aiohttp import web
 
 from ..auth import AuthManager
 from ..bus import MATCH_ALL
-from ..config import CheckResult, check_config
+from ..config import CheckResult, check_config, data_dir_for
 from ..core import Appliance
 from ..errors import ConfigError, Conflict
 from ..events import ApplianceStarted, Event
-from ..keys import APPLIANCE_KEY, AUTH_KEY, LIVE_KEY
+from ..keys import APPLIANCE_KEY, AUTH_KEY, LIVE_KEY, TLS_KEY
 from ..loader import async_setup_addons
 from . import api, views
 from .live import LiveHub
 from .middlewares import auth_middleware, error_middleware, forwarded_middleware, security_headers
+from .tls import CertificateStore
 from .ui import STATIC_DIR
 
 _LOGGER = logging.getLogger(__name__)
@@ -76,16 +78,44 @@ async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) 
     return app
 
 
-async def create_app(config_path: Path, *, checked: CheckResult | None = None) -> web.Application:
-    """Build the web application for `config_path` (core config errors raise ConfigError)."""
-    if checked is None:
-        import asyncio
+def certificate_store(checked: CheckResult) -> CertificateStore | None:
+    """The certificate store for `http.tls`, loaded (blocks: file I/O); None without `http.tls`.
 
-        checked = await asyncio.get_running_loop().run_in_executor(None, check_config, config_path)
+    Raises ConfigError when the files cannot be read or do not match: serving plain http instead
+    would hand out sign-in cookies over an unencrypted connection.
+    """
+    http_conf = checked.domains.get("http", {})
+    if not http_conf.get("tls"):
+        return None
+    core = checked.domains.get("dockmaster", {})
+    store = CertificateStore(http_conf["tls"], data_dir_for(checked.path.resolve(), core), name=core.get("name", ""),
+                             host=http_conf.get("host", ""), base_url=http_conf.get("base_url"))
+    try:
+        store.load()
+    except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
+        raise ConfigError(f"http.tls: cannot load the certificate: {err}") from err
+    return store
+
+
+async def create_app(config_path: Path, *, checked: CheckResult | None = None,
+                     tls: CertificateStore | None = None) -> web.Application:
+    """Build the web application for `config_path` (core config errors raise ConfigError).
+
+    `tls` is the loaded certificate store the server was started with; without it one is made here
+    when `http.tls` is set (`webapp[TLS_KEY].server_context` then serves HTTPS).
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    if checked is None:
+        checked = await loop.run_in_executor(None, check_config, config_path)
     errors = core_errors(checked)
     if errors:
         raise ConfigError("invalid core configuration", details={"issues": errors})
+    if tls is None:
+        tls = await loop.run_in_executor(None, certificate_store, checked)
     appliance = await async_build_appliance(checked)
+    appliance.tls = tls
     http_conf = appliance.http_conf
     webapp = web.Application(
         middlewares=[error_middleware, forwarded_middleware, auth_middleware],
@@ -93,6 +123,7 @@ async def create_app(config_path: Path, *, checked: CheckResult | None = None) -
     )
     webapp.on_response_prepare.append(security_headers)
     webapp[APPLIANCE_KEY] = appliance
+    webapp[TLS_KEY] = tls
     auth = webapp[AUTH_KEY] = AuthManager(
         appliance.auth_conf,
         idle_timeout=http_conf["session_idle_timeout"].total_seconds(),
@@ -127,7 +158,9 @@ async def _appliance_ctx(webapp: web.Application) -> AsyncIterator[None]:
     appliance = webapp[APPLIANCE_KEY]
     await appliance.async_start()
     appliance.bus.async_fire(ApplianceStarted(version=appliance.version, addons=sorted(appliance.loaded_addons)))
-    yield
+    tls = webapp[TLS_KEY]
+    async with tls.async_watching() if tls else contextlib.nullcontext():
+        yield
     webapp[AUTH_KEY].close()
     await webapp[LIVE_KEY].async_close()
     await appliance.async_stop()

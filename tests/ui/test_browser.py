@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from appliance.http.app import create_app
-from appliance.keys import APPLIANCE_KEY
+from appliance.keys import APPLIANCE_KEY, TLS_KEY
 from tests.conftest import ADMIN_PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,16 +31,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-async def served(write_config: Any) -> AsyncIterator[tuple[str, web.Application]]:
-    """The real app on 127.0.0.1, served from this test's event loop."""
+async def served(write_config: Any, request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, web.Application]]:
+    """The real app on 127.0.0.1, served from this test's event loop (over https with `http.tls: self-signed`)."""
+    scheme = getattr(request, "param", "http")
     path = write_config({"windows": {"nightly": {"cron": "0 2 * * *", "duration": "3h"}}})
+    if scheme == "https":
+        path.write_text(path.read_text().replace("http:\n", "http:\n  tls: self-signed\n", 1))
     webapp = await create_app(path)
     runner = web.AppRunner(webapp)
     await runner.setup()
     port = _free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    tls = webapp[TLS_KEY]
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls.server_context if tls else None)
     await site.start()
-    yield f"http://127.0.0.1:{port}", webapp
+    yield f"{scheme}://127.0.0.1:{port}", webapp
     await runner.cleanup()
 
 
@@ -65,13 +69,16 @@ async def _sign_in(page: Any, base: str) -> None:
     await page.wait_for_url(f"{base}/")
 
 
+@pytest.mark.parametrize("served", ["http", "https"], indirect=True)
 async def test_sign_in_watch_a_run_live_follow_its_log_and_sign_out(served: tuple, browser: Any) -> None:
     from playwright.async_api import expect
 
     base, webapp = served
     app = webapp[APPLIANCE_KEY]
+    https = base.startswith("https:")
     SHOTS.mkdir(exist_ok=True)
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    # The self-signed certificate is trusted for this context only, as a user would after checking its fingerprint.
+    context = await browser.new_context(viewport={"width": 1280, "height": 800}, ignore_https_errors=https)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -79,7 +86,14 @@ async def test_sign_in_watch_a_run_live_follow_its_log_and_sign_out(served: tupl
 
     await _sign_in(page, base)
     await expect(page.locator("h1")).to_have_text("Dashboard")
-    await expect(page.locator("#live-indicator")).to_have_class("live on")  # WebSocket connected
+    await expect(page.locator("#live-indicator")).to_have_class("live on")  # WebSocket connected (wss over https)
+    cookies = {c["name"]: c for c in await context.cookies()}
+    if https:
+        assert set(cookies) == {"__Host-dm_session"} and cookies["__Host-dm_session"]["secure"] is True
+        tls = webapp[TLS_KEY]
+        await expect(page.locator("#tls-fingerprint")).to_have_text(tls.info.fingerprint)
+    else:
+        assert set(cookies) == {"dm_session"}
     await expect(page.locator("#runs tr.empty")).to_have_count(1)
 
     run = await app.runs.create("deploy", "traefik", trigger="manual", reason="deploy requested by user:admin",

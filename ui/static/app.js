@@ -90,6 +90,17 @@
     const form = e.target;
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) e.preventDefault();
   });
+  // Buttons marked data-copy="#id" copy that element's text (deploy keys and the like).
+  document.addEventListener("click", function (e) {
+    const button = e.target.closest ? e.target.closest("button[data-copy]") : null;
+    if (!button) return;
+    const source = document.querySelector(button.dataset.copy);
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+      button.dataset.copied = "true";
+      button.textContent = "Copied";
+    });
+  });
   window.dockmaster = {
     csrf: csrf,
     post: function (url, body) {

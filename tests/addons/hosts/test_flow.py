@@ -14,6 +14,12 @@ from tests.support.hosts.fixtures import host_state, wait_run
 pytestmark = pytest.mark.docker
 
 
+async def _metrics(client) -> str:  # type: ignore[no-untyped-def]
+    resp = await client.get("/metrics", headers=bearer("read"))
+    assert resp.status == 200
+    return str(await resp.text())
+
+
 def _version(host) -> str:  # type: ignore[no-untyped-def]
     code, out = host.exec("dpkg-query", "-W", "-f", "${Version}", "dm-demo")
     assert code == 0, out
@@ -36,6 +42,11 @@ async def test_check_dry_run_update_reboot(make_client, host_fleet, tmp_path: Pa
     assert [(p["name"], p["current"], p["new"]) for p in state["pending"]] == [("dm-demo", "1", "2")]
     assert state["inventory"]["os"] == "Debian GNU/Linux" and state["inventory"]["package_manager"] == "apt"
     assert state["inventory"]["docker"] is False
+    text = await _metrics(client)
+    assert f'dockmaster_host_pending_updates{{host="{name}"}} 1.0' in text
+    assert f'dockmaster_host_reboot_required{{host="{name}"}} 0.0' in text
+    assert f'dockmaster_host_state{{host="{name}",state="pending_updates"}} 1.0' in text
+    assert f'dockmaster_host_state{{host="{name}",state="idle"}} 0.0' in text
 
     resp = await client.post(f"/api/v1/hosts/{name}/update", json={"dry_run": True}, headers=bearer("deploy"))
     run = await wait_run(client, (await resp.json())["run_id"])
@@ -52,6 +63,10 @@ async def test_check_dry_run_update_reboot(make_client, host_fleet, tmp_path: Pa
     assert state["state"] == "waiting_reboot"
     assert state["reboot_required"] is True and state["reboot_packages"] == ["dm-demo"]
     before = (state["boot_id"], state["pid1_start"])
+    text = await _metrics(client)
+    assert f'dockmaster_host_reboot_required{{host="{name}"}} 1.0' in text
+    assert f'dockmaster_host_pending_updates{{host="{name}"}} 0.0' in text
+    assert f'dockmaster_host_state{{host="{name}",state="waiting_reboot"}} 1.0' in text
 
     resp = await client.post(f"/api/v1/hosts/{name}/reboot", headers=bearer("deploy"))
     run = await wait_run(client, (await resp.json())["run_id"])

@@ -97,6 +97,6 @@ def test_identity_inventory_and_quoting() -> None:
     assert inv["docker"] is True and inv["docker_version"] == "Docker version 24.0.7"
     assert inv["disk"]["used_percent"] == 9.2 and inv["uptime_seconds"] == 940.94 and inv["osquery"] is False
     assert command_line(["apt-get", "-s", "upgrade; rm -rf /"], become=True, env={"A": "b c"}) == (
-        "sudo -n -- env 'A=b c' apt-get -s 'upgrade; rm -rf /'"
+        "sudo -n 'A=b c' -- apt-get -s 'upgrade; rm -rf /'"
     )
     assert known_hosts_name("10.0.0.5", 22) == "10.0.0.5" and known_hosts_name("127.0.0.1", 2222) == "[127.0.0.1]:2222"

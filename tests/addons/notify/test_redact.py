@@ -32,15 +32,39 @@ def test_secret_pieces_hide_tokens_wherever_they_sit() -> None:
     redactor = Redactor()
     urls = [
         "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/987654321",
-        "ntfys://user:app-password@ntfy.example/alerts-topic?mode=private",
+        "ntfys://user:app-password@ntfy.example/alerts-7f3kq2?mode=private",
         "json://127.0.0.1:8098/hook/tok3n-value?token=query-secret",
     ]
     for url in urls:
         redactor.add(*secret_pieces(url))
     text = redactor(
-        "bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw; pw app-password; topic alerts-topic; "
+        "bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw; pw app-password; topic alerts-7f3kq2; "
         "POST /hook/tok3n-value HTTP/1.1; q query-secret; mode private; " + " ".join(urls)
     )
-    for secret in ("AAHdqTcv", "app-password", "alerts-topic", "tok3n-value", "query-secret", "tgram://", "ntfys://"):
+    for secret in ("AAHdqTcv", "app-password", "alerts-7f3kq2", "tok3n-value", "query-secret", "tgram://", "ntfys://"):
         assert secret not in text
     assert "mode private" in text  # ordinary words survive
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden", "kept"),
+    [
+        ("json://127.0.0.1:8098/dockmaster", [], ["add a user (dockmaster hash-password)"]),
+        ("ntfys://ntfy.lan/homelab?mode=private", [], ["homelab", "mode=private"]),
+        ("ntfy://ntfy.example/alerts-topic", [], ["alerts-topic"]),
+        ("ntfy://ntfy.example/homelab-alerts-7f3kq2x9", ["homelab-alerts-7f3kq2x9"], ["homelab"]),
+        ("gotify://gotify.example/AbCdEfGhIjK", ["AbCdEfGhIjK"], ["gotify.example"]),
+        ("json://user:s3cret-pw@127.0.0.1:8098/dockmaster", ["s3cret-pw"], ["dockmaster hash-password"]),
+        ("matrix://hooks/abcdefghijklmnopqrstuvwxyzab", ["abcdefghijklmnopqrstuvwxyzab"], ["hooks"]),
+        ("json://127.0.0.1/notify/hooks?apikey=plainwords", ["plainwords"], ["notify", "hooks"]),
+    ],
+)
+def test_credentials_are_masked_plain_path_words_are_not(url: str, hidden: list[str], kept: list[str]) -> None:
+    redactor = Redactor()
+    redactor.add(*secret_pieces(url))
+    text = redactor(" ".join(hidden + kept) + " " + url)
+    for secret in hidden:
+        assert secret not in text
+    for word in kept:
+        assert word in text
+    assert url not in text

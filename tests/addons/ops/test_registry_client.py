@@ -85,7 +85,7 @@ async def test_private_registry_without_bearer_challenge(aiohttp_server) -> None
     app.router.add_route("HEAD", "/v2/me/secret/manifests/latest", manifest)
     server = await aiohttp_server(app, host="127.0.0.1")
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(RegistryError, match="private registry"):
+        with pytest.raises(RegistryError, match=r"wants credentials \(add them with `dockmaster registry login`"):
             await RegistryClient(session).async_remote_digest(parse_ref(f"127.0.0.1:{server.port}/me/secret"))
 
 

@@ -270,6 +270,18 @@ class SshGitServer:
         public = self.host_key.export_public_key().decode().strip()
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public}\n")
 
+    async def async_authorize(self, public_key: str) -> None:
+        """Accept another client key, as pasting a deploy key into a forge does (restarts on the same port)."""
+        import asyncssh
+
+        self.authorized += "\n" + public_key.strip() + "\n"
+        await self.async_stop()
+        self._server = await asyncssh.create_server(
+            asyncssh.SSHServer, "127.0.0.1", self.port, server_host_keys=[self.host_key],
+            authorized_client_keys=asyncssh.import_authorized_keys(self.authorized),
+            process_factory=self._handle, encoding=None,
+        )
+
     def url_for(self, path: Path) -> str:
         """The ssh:// URL of a repo on this machine."""
         return f"ssh://git@127.0.0.1:{self.port}{path}"
