@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .loader import AddonRegistry
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-def _config_path(args: argparse.Namespace) -> Path:
+def config_path(args: argparse.Namespace) -> Path:
+    """The config file a verb works on: -c, else $DOCKMASTER_CONFIG, else ./config.yaml."""
     return Path(args.config or os.environ.get("DOCKMASTER_CONFIG", "config.yaml"))
 
 
@@ -27,7 +29,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Print every config problem with file and line; exit 2 when there are any."""
     from .config import check_config
 
-    path = _config_path(args)
+    path = config_path(args)
     result = check_config(path)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -48,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .http.app import certificate_store, core_errors, create_app
 
-    path = _config_path(args)
+    path = config_path(args)
     checked = check_config(path)
     _setup_logging(checked.domains.get("dockmaster", {}).get("log_level", "info"))
     errors = core_errors(checked)
@@ -167,7 +169,7 @@ def _check_bind_paths(args: argparse.Namespace) -> tuple[str, bool, str]:
     from .hostpaths import detect
     from .yaml import load_config_yaml
 
-    path = _config_path(args)
+    path = config_path(args)
     try:
         raw = load_config_yaml(path)[0] if path.is_file() else {}
         conf = raw.get("dockmaster") if isinstance(raw, dict) else None
@@ -186,7 +188,7 @@ async def _oneshot(args: argparse.Namespace, service: str, **kwargs: Any) -> int
     from .config import check_config
     from .http.app import async_build_appliance, core_errors
 
-    path = _config_path(args)
+    path = config_path(args)
     checked = check_config(path)
     if core_errors(checked):
         for line in core_errors(checked):
@@ -201,13 +203,13 @@ async def _oneshot(args: argparse.Namespace, service: str, **kwargs: Any) -> int
         return EXIT_FAIL
     try:
         await app.async_start()
-        if service not in app.services:
+        if not app.services.has(service):
             domain = service.split(".")[0]
             error = app.addon_errors.get(domain)
             print(f"{service} is not available: {error.error if error else domain + ' is not configured'}",
                   file=sys.stderr)
             return EXIT_USAGE
-        result = await app.services[service](actor=f"cli:{getpass.getuser()}", **kwargs)
+        result = await app.services.async_call(service, kwargs, actor=f"cli:{getpass.getuser()}", source="cli")
         run = await app.runs.get(result) if isinstance(result, int) else None
         if run is not None:
             print(run.get("log", ""))
@@ -242,7 +244,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Print the appliance summary and the latest runs from the store."""
     from .config import check_config, data_dir_for
 
-    path = _config_path(args)
+    path = config_path(args)
     checked = check_config(path)
     print(f"config: {path} ({'valid' if checked.ok else f'{len(checked.issues)} problem(s)'})")
     for issue in checked.issues:
@@ -265,53 +267,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     for run_id, kind, target, status, reason in rows:
         print(f"  #{run_id} {kind} {target}: {status} — {reason}")
     return EXIT_OK if checked.ok else EXIT_USAGE
-
-
-def cmd_repo_trust(args: argparse.Namespace) -> int:
-    """Show a repo's ssh host key fingerprint and add it to its known_hosts once confirmed."""
-    import asyncio
-
-    from addons.repos.deploykey import async_trust
-
-    from .config import check_config, data_dir_for
-
-    path = _config_path(args)
-    checked = check_config(path)
-    entry = next((r for r in checked.domains.get("repos") or [] if r["name"] == args.name), None)
-    if entry is None:
-        print(f"no valid repo named '{args.name}' in {path}", file=sys.stderr)
-        return EXIT_USAGE
-    core = checked.domains.get("dockmaster", {})
-
-    def _confirm(question: str) -> bool:
-        if args.yes:
-            return True
-        print(question, end="", flush=True)
-        return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-    return asyncio.run(async_trust(entry, data_dir_for(path.resolve(), core), core.get("name", "dockmaster"),
-                                   confirm=_confirm, out=print))
-
-
-def cmd_registry_login(args: argparse.Namespace) -> int:
-    """Store a registry login in data_dir/docker/config.json for image checks and pulls."""
-    from addons.ops.credentials import config_path, write_login
-
-    from .config import check_config, data_dir_for
-
-    path = _config_path(args)
-    core = check_config(path).domains.get("dockmaster", {})
-    if sys.stdin.isatty() and not args.password_stdin:
-        password = getpass.getpass(f"Password for {args.username}@{args.registry}: ")
-    else:
-        password = sys.stdin.readline().rstrip("\n")
-    if not password:
-        print("no password given", file=sys.stderr)
-        return EXIT_USAGE
-    target = config_path(data_dir_for(path.resolve(), core))
-    write_login(target, args.registry, args.username, password)
-    print(f"saved the login for {args.registry} in {target}")
-    return EXIT_OK
 
 
 def _setup_logging(level: str) -> None:
@@ -363,19 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
         verb = with_config(sub.add_parser(action, help=text))
         verb.add_argument("stack")
         verb.set_defaults(func=cmd_lifecycle, action=action)
-    repo = sub.add_parser("repo", help="git repositories")
-    repo_sub = repo.add_subparsers(dest="repo_command", required=True)
-    trust = with_config(repo_sub.add_parser("trust", help="show a repo's ssh host key and add it to known_hosts"))
-    trust.add_argument("name")
-    trust.add_argument("--yes", action="store_true", help="trust without asking (only after checking out of band)")
-    trust.set_defaults(func=cmd_repo_trust)
-    registry = sub.add_parser("registry", help="container registries")
-    registry_sub = registry.add_subparsers(dest="registry_command", required=True)
-    login = with_config(registry_sub.add_parser("login", help="store a registry login for image checks and pulls"))
-    login.add_argument("registry", help="host[:port] of the registry (docker.io for Docker Hub)")
-    login.add_argument("-u", "--username", required=True)
-    login.add_argument("--password-stdin", action="store_true", help="read the password (or token) from stdin")
-    login.set_defaults(func=cmd_registry_login)
+    # Verbs of addons (`dockmaster repo trust`, `dockmaster registry login`): their `cli` platform modules.
+    AddonRegistry().load_cli(sub, with_config)
     return parser
 
 

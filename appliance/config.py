@@ -233,6 +233,7 @@ def check_config(path: Path, *, secrets_file: Path | None = None) -> CheckResult
         return result
 
     registry = AddonRegistry(config_dir=path.parent)
+    registry.load_platforms()
     seen_marks = {issue.mark for issue in result.issues if issue.mark}
     for domain, value in raw.items():
         domain = str(domain)

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from . import __version__, logredact
 from .bus import EventBus
 from .config import CheckResult, data_dir_for
+from .datakeys import AddonData
 from .events import AddonFailed
 from .retention import Retention
 from .runs import Redactor, RunManager
 from .scheduler import Scheduler
+from .services import ServiceRegistry
 from .store import Store
 from .windows import MaintenanceWindow
 from .yaml import Secret
@@ -45,7 +47,7 @@ class AddonError:
 
 
 class Appliance:
-    """Holds the shared services; addons keep their own state in `app.data[DOMAIN]`."""
+    """Holds the shared services; addons keep their own state in `app.data[KEY]` (typed `DataKey`s)."""
 
     def __init__(self, checked: CheckResult, *, oneshot: bool = False) -> None:
         """Build the services from a checked config; nothing is opened yet."""
@@ -78,7 +80,7 @@ class Appliance:
         self.sockets = SocketLimits(self.http_conf.get("max_websockets", 64),
                                     self.http_conf.get("max_websockets_per_identity", 8))
         self.ui: UiRegistry = UiRegistry()
-        self.data: dict[str, Any] = {}
+        self.data = AddonData()
         self.loaded_addons: list[str] = []
         self.addon_errors: dict[str, AddonError] = {}
         self.started = time.time()
@@ -90,7 +92,7 @@ class Appliance:
         self.primary = False
         self._data_lock: Any = None
         # Named async callables addons offer to the API, UI and one-shot CLI ("stacks.deploy").
-        self.services: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self.services = ServiceRegistry()
         # The served certificate when Dockmaster speaks HTTPS itself (`http.tls`).
         self.tls: CertificateStore | None = None
         from .metrics import Metrics

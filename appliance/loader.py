@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
 import pkgutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -93,6 +95,7 @@ class AddonRegistry:
                 addons.__path__.append(str(custom))
                 importlib.invalidate_caches()  # a folder created moments ago must be seen
         self._cache: dict[str, Addon] = {}
+        self._platforms_loaded: set[str] = set()
 
     def available(self) -> list[str]:
         """Every domain found on the search path."""
@@ -130,6 +133,44 @@ class AddonRegistry:
         return addon
 
 
+    def load_platforms(self) -> None:
+        """Import every addon's `events` and `notify` platform modules (event types, message texts).
+
+        They are small and register themselves: a notify target may name an event of any addon,
+        and check-config must know every event name before the addon that fires it is set up.
+        """
+        from . import messages
+
+        for domain in self.available():
+            if domain in self._platforms_loaded:
+                continue
+            self._platforms_loaded.add(domain)
+            for platform in ("events", "notify"):
+                name = f"addons.{domain}.{platform}"
+                try:
+                    if importlib.util.find_spec(name) is None:
+                        continue
+                    module = importlib.import_module(name)
+                except Exception:
+                    _LOGGER.exception("Cannot load the %s platform of addon %s", platform, domain)
+                    continue
+                if platform == "notify":
+                    messages.register(getattr(module, "MESSAGES", {}), success=getattr(module, "SUCCESS", frozenset()),
+                                      severity=getattr(module, "SEVERITY", None))
+
+
+    def load_cli(self, sub: Any, with_config: Callable[[Any], Any]) -> None:
+        """Let each addon's `cli` platform module add its verbs to the `dockmaster` parser."""
+        for domain in self.available():
+            name = f"addons.{domain}.cli"
+            try:
+                if importlib.util.find_spec(name) is None:
+                    continue
+                importlib.import_module(name).register(sub, with_config)
+            except Exception:
+                _LOGGER.exception("Cannot load the command-line verbs of addon %s", domain)
+
+
 def setup_order(domains: list[str], registry: AddonRegistry) -> list[str]:
     """Order domains so dependencies (and configured after-dependencies) come first."""
     order: list[str] = []
@@ -158,6 +199,7 @@ def setup_order(domains: list[str], registry: AddonRegistry) -> list[str]:
 async def async_setup_addons(app: Appliance, configured: dict[str, Any], invalid: dict[str, str]) -> None:
     """Set up every configured addon (and its dependencies) in order; failures disable one addon."""
     registry = AddonRegistry(app.config_path.parent)
+    registry.load_platforms()
     for domain, error in invalid.items():
         app.addon_failed(domain, error)
     for domain in setup_order([d for d in configured if d not in invalid], registry):

@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import yaml
 
+from addons.hosts.const import ENGINE_KEY as HOSTS_ENGINE
 from appliance.config import check_config
 from appliance.http.app import async_build_appliance
 from tests.support.hosts.fleet import HostFleet
@@ -52,7 +53,7 @@ async def dockmaster_round(folder: Path, fleet: HostFleet, known: Path, fan_out:
     """Check every host once at `fan_out`; wall time, slowest host run, memory growth per host."""
     folder.mkdir(parents=True, exist_ok=True)
     app = await async_build_appliance(check_config(write_config(folder, fleet, known, fan_out)), oneshot=True)
-    engine = app.data["hosts"]
+    engine = app.data[HOSTS_ENGINE]
     before = rss_kb()
     started = time.perf_counter()
     results = await engine.async_check_all(trigger="manual")
@@ -71,7 +72,7 @@ async def single_host_times(folder: Path, fleet: HostFleet, known: Path, sample:
     """Check `sample` hosts one at a time (nothing else running): the single-host baseline."""
     folder.mkdir(parents=True, exist_ok=True)
     app = await async_build_appliance(check_config(write_config(folder, fleet, known, 1)), oneshot=True)
-    engine = app.data["hosts"]
+    engine = app.data[HOSTS_ENGINE]
     times = []
     for name in list(engine.conf)[:sample]:
         started = time.perf_counter()

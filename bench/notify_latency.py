@@ -20,7 +20,7 @@ import apprise
 import yaml
 from aiohttp import web
 
-from appliance.events import DeployFailed
+from addons.stacks.events import DeployFailed
 from appliance.http.app import create_app
 from appliance.keys import APPLIANCE_KEY
 

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER  # noqa: E402
 from appliance.config import check_config  # noqa: E402
 from appliance.http.app import async_build_appliance  # noqa: E402
 
@@ -73,7 +74,7 @@ async def main(fetches: int, every: int) -> int:
     checked = check_config(config)
     assert checked.ok, [str(i) for i in checked.issues]
     app = await async_build_appliance(checked, oneshot=True)
-    manager = app.data["repos"]
+    manager = app.data[REPOS_MANAGER]
     first = await manager.async_sync("infra", trigger="manual", reason="bench")
     assert first.error is None, first.error
     clone = manager.get("infra").path

@@ -26,6 +26,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER  # noqa: E402
+from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE  # noqa: E402
 from appliance.compose_cli import compose_command  # noqa: E402
 from appliance.config import check_config  # noqa: E402
 from appliance.http.app import async_build_appliance  # noqa: E402
@@ -111,7 +113,7 @@ async def idle(app: Any, timeout: float = 600) -> None:
     """Wait until no run is active and no listener task is pending."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        busy = any(app.scheduler.busy(f"stack:{n}") for n in app.data["stacks"].engine.specs())
+        busy = any(app.scheduler.busy(f"stack:{n}") for n in app.data[STACKS_SERVICE].engine.specs())
         if not (app.runs.active or busy or app.bus._tasks):
             return
         await asyncio.sleep(0.02)
@@ -161,7 +163,7 @@ async def bench_one_changed(root: Path, image: str, count: int, rounds: int, pre
         started = time.perf_counter()
         await idle(app)
         initial = time.perf_counter() - started
-        engine = app.data["stacks"].engine
+        engine = app.data[STACKS_SERVICE].engine
         target = remote.names[count // 3]
         times, plain, waited = [], [], []
         calls = 0
@@ -173,7 +175,7 @@ async def bench_one_changed(root: Path, image: str, count: int, rounds: int, pre
             sha = remote.commit(f"change {target} #{index}")
             before = engine.compose.stats.calls
             start = time.perf_counter()
-            await app.data["repos"].async_sync("infra", trigger="webhook", reason="bench")
+            await app.data[REPOS_MANAGER].async_sync("infra", trigger="webhook", reason="bench")
             await idle(app)
             times.append(time.perf_counter() - start)
             calls = engine.compose.stats.calls - before
@@ -194,7 +196,7 @@ async def bench_no_change(root: Path, image: str, count: int, prefix: str) -> di
         started = time.perf_counter()
         await idle(app)
         initial = time.perf_counter() - started
-        engine = app.data["stacks"].engine
+        engine = app.data[STACKS_SERVICE].engine
         results = {}
         for label, change in (("unrelated commit", True), ("no new commit", False)):
             if change:
@@ -203,7 +205,7 @@ async def bench_no_change(root: Path, image: str, count: int, prefix: str) -> di
             before = engine.compose.stats.calls
             runs_before = len(await app.runs.list(kind="deploy", limit=500))
             start = time.perf_counter()
-            await app.data["repos"].async_sync("infra", trigger="poll", reason="bench poll")
+            await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="bench poll")
             await idle(app)
             results[label] = (time.perf_counter() - start, engine.compose.stats.calls - before,
                               len(await app.runs.list(kind="deploy", limit=500)) - runs_before)

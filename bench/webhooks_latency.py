@@ -26,6 +26,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -216,7 +218,7 @@ async def _dockmaster(tmp: Path, seconds: float, idle: bool) -> tuple[Any, str, 
     _git(work, "add", "-A")
     _git(work, "commit", "-q", "-m", "v1")
     _git(work, "push", "-q", "origin", "main")
-    await app.data["repos"].async_request_sync("infra", trigger="manual", reason="bench: start a long deploy")
+    await app.data[REPOS_MANAGER].async_request_sync("infra", trigger="manual", reason="bench: start a long deploy")
     kind = "deploy" if image else "sync"
     deadline = time.monotonic() + 30
     while not any(r.kind == kind and r.status == "running" for r in app.runs.active.values()):

@@ -13,9 +13,16 @@ from aiohttp.test_utils import TestClient
 
 from appliance.auth import hash_password, hash_token
 from appliance.http.app import create_app
+from appliance.loader import AddonRegistry
 
 ADMIN_PASSWORD = "correct horse battery"
 TOKENS = {"read": "dm_test_read_token", "deploy": "dm_test_deploy_token", "admin": "dm_test_admin_token"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def addon_platforms() -> None:
+    """Every addon's event types and notification texts, as the loader registers them at start."""
+    AddonRegistry().load_platforms()
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,14 @@ from typing import Any
 
 import voluptuous as vol
 
-from addons.hosts_defaults import CONFIG_SCHEMA as DEFAULTS_SCHEMA
-from addons.hosts_defaults import DOMAIN as DEFAULTS
-from addons.hosts_defaults import with_defaults
+from addons.hosts_defaults.contract import CONFIG_SCHEMA as DEFAULTS_SCHEMA
+from addons.hosts_defaults.contract import DOMAIN as DEFAULTS
+from addons.hosts_defaults.contract import with_defaults
 from appliance import cv
 from appliance.core import Appliance
 
-from .const import DOMAIN, PACKAGE_MANAGERS
+from .const import DOMAIN, ENGINE_KEY, PACKAGE_MANAGERS
+from .contract import HOSTS
 from .engine import HostEngine
 from .metrics import HostMetrics
 
@@ -59,7 +60,7 @@ CONFIG_SCHEMA = vol.Schema(vol.All(cv.ensure_list, [HOST_SCHEMA], cv.unique_name
 
 async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     """Apply `hosts_defaults:`, load host states and register the API, the UI pages and the `hosts.*` services."""
-    from . import api, views
+    from . import actions, api, views
 
     if DEFAULTS in app.checked.invalid_domains:
         raise ValueError("hosts_defaults: has errors; hosts would run with the wrong user, key or window")
@@ -70,11 +71,11 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
             raise ValueError(f"host '{host['name']}': window '{host['window']}' is not configured under windows:")
     engine = HostEngine(app, conf, app.data_dir / "known_hosts")  # type: ignore[arg-type]
     await engine.async_load()
-    app.data[DOMAIN] = engine
+    actions.register(app, engine)
+    app.data[HOSTS] = engine
+    app.data[ENGINE_KEY] = engine
     app.metrics.registry.register(HostMetrics(engine))
     app.on_stop(engine.async_stop)
-    app.services["hosts.check"] = engine.async_submit
-    app.services["hosts.check_all"] = engine.async_check_all
     api.register(app)
     views.register(app)
     app.ui.add_templates(Path(__file__).parent / "templates")

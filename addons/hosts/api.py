@@ -9,10 +9,10 @@ from aiohttp import web
 
 from appliance import cv
 from appliance.core import Appliance
-from appliance.http.middlewares import actor, client_ip
+from appliance.http.identity import actor, client_ip
 from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
 
-from .const import DOMAIN, STATES
+from .const import ENGINE_KEY, STATES
 from .engine import HostEngine
 
 PAGE_SIZE = 50
@@ -29,7 +29,7 @@ EMPTY_BODY = vol.Schema({})
 
 def engine_of(request: web.Request) -> HostEngine:
     """The host engine of this app."""
-    engine: HostEngine = request.app[APPLIANCE_KEY].data[DOMAIN]
+    engine: HostEngine = request.app[APPLIANCE_KEY].data[ENGINE_KEY]
     return engine
 
 
@@ -86,29 +86,21 @@ async def async_show(request: web.Request) -> web.Response:
     return web.json_response(engine_of(request).describe(request.match_info["name"]))
 
 
-def _audit(request: web.Request, action: str, name: str, details: dict[str, Any]) -> None:
-    app = request.app[APPLIANCE_KEY]
-    app.store.audit(actor(request), f"host.{action}", name, source=client_ip(request), details=details)
+async def call_action(request: web.Request, action: str, trigger: str) -> dict[str, Any]:
+    """Run the `hosts.<action>` service for this request's caller."""
+    body = request[BODY_KEY] or {}
+    data = {"name": request.match_info["name"], "dry_run": bool(body.get("dry_run", False))}
+    result: dict[str, Any] = await request.app[APPLIANCE_KEY].services.async_call(
+        f"hosts.{action}", data, actor=actor(request), source=client_ip(request), trigger=trigger)
+    return result
 
 
 async def async_action(request: web.Request, action: str) -> web.Response:
     """check | update | reboot | retry → 202 with the run id; acknowledge → 200 with the status."""
-    engine = engine_of(request)
-    name = request.match_info["name"]
-    body = request[BODY_KEY] or {}
-    engine.host_conf(name)
-    who = actor(request)
+    result = await call_action(request, action, "api")
     if action == "acknowledge":
-        status = engine.acknowledge(name)
-        _audit(request, action, name, {})
-        return web.json_response(status.as_dict())
-    if action == "retry":
-        job = await engine.async_retry(name, actor=who)
-    else:
-        dry_run = bool(body.get("dry_run", False)) if action == "update" else False
-        job = await engine.async_submit(name, action, trigger="api", actor=who, dry_run=dry_run)
-    _audit(request, action, name, {"run_id": job.run.id, **({"dry_run": body.get("dry_run")} if body else {})})
-    return web.json_response({"run_id": job.run.id, "host": name, "action": action}, status=202)
+        return web.json_response(result["status"])
+    return web.json_response(result, status=202)
 
 
 def _action_handler(action: str) -> Any:

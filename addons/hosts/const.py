@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
+
+from appliance.datakeys import DataKey
+
+if TYPE_CHECKING:
+    from .engine import HostEngine
 
 DOMAIN = "hosts"
 
@@ -54,3 +59,6 @@ class HostConfig(TypedDict, total=False):
     host_key_check: str
     upgrade: str
     timeouts: Timeouts
+
+
+ENGINE_KEY: DataKey[HostEngine] = DataKey("hosts.engine")  # the full engine, for this addon's own API and pages

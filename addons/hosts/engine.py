@@ -15,7 +15,6 @@ from typing import Any
 from appliance.const import FINAL_STATUSES
 from appliance.core import Appliance
 from appliance.errors import Conflict, NotFound
-from appliance.events import HostRebooted, HostUpdateFailed, HostUpdateSucceeded, RebootRequired, UpdatesAvailable
 from appliance.runs import Run
 from appliance.windows import MaintenanceWindow
 
@@ -34,6 +33,7 @@ from .const import (
     WINDOW_POLL,
     HostConfig,
 )
+from .events import HostRebooted, HostUpdateFailed, HostUpdateSucceeded, RebootRequired, UpdatesAvailable
 from .inventory import async_inventory, compose_argv
 from .pkg import LockHeld, PackageManager, async_detect, manager_for
 from .reboot import async_boot_identity, async_verified_reboot

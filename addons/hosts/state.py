@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from appliance.core import Appliance
-from appliance.events import HostStateChanged
 
 from .const import FAILED, IDLE, PENDING, WAITING_REBOOT
+from .events import HostStateChanged
 
 _LOGGER = logging.getLogger(__name__)
 

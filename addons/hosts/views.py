@@ -7,11 +7,11 @@ from aiohttp import web
 
 from appliance import cv
 from appliance.core import Appliance
-from appliance.http.middlewares import actor
 from appliance.http.ui import render
-from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
+from appliance.keys import APPLIANCE_KEY, QUERY_KEY
 
-from .api import PAGE_SIZE, _audit, engine_of, filter_hosts, tags_of
+from .actions import ACTIONS
+from .api import PAGE_SIZE, call_action, engine_of, filter_hosts, tags_of
 
 LIST_QUERY = {
     vol.Optional("q"): vol.All(str, vol.Length(max=100)),
@@ -48,23 +48,13 @@ async def host_page(request: web.Request) -> web.Response:
 
 async def host_action(request: web.Request) -> web.StreamResponse:
     """A button on the host page: start the action and go to its live log."""
-    engine = engine_of(request)
     name, action = request.match_info["name"], request.match_info["action"]
-    if action not in ("check", "update", "reboot", "retry", "acknowledge"):
+    if action not in ACTIONS:
         raise web.HTTPNotFound()
-    engine.host_conf(name)
-    body = request[BODY_KEY] or {}
+    result = await call_action(request, action, "manual")
     if action == "acknowledge":
-        engine.acknowledge(name)
-        _audit(request, action, name, {"via": "ui"})
         raise web.HTTPSeeOther(f"/hosts/{name}")
-    if action == "retry":
-        job = await engine.async_retry(name, actor=actor(request))
-    else:
-        job = await engine.async_submit(name, action, trigger="manual", actor=actor(request),
-                                        dry_run=bool(body.get("dry_run")) and action == "update")
-    _audit(request, action, name, {"run_id": job.run.id, "via": "ui", "dry_run": body.get("dry_run", False)})
-    raise web.HTTPSeeOther(f"/runs/{job.run.id}")
+    raise web.HTTPSeeOther(f"/runs/{result['run_id']}")
 
 
 def register(app: Appliance) -> None:

@@ -36,5 +36,4 @@ def with_defaults(host: dict[str, Any], defaults: dict[str, Any]) -> dict[str, A
 
 async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
     """Nothing to start: the hosts addon reads the validated block when it sets up."""
-    app.data[DOMAIN] = conf
     return True

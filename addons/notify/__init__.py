@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ from appliance.core import Appliance
 from appliance.retention import PruneRule
 
 from . import api, views
-from .const import DOMAIN
+from .const import DOMAIN, ENGINE_KEY
 from .engine import NotifyEngine
 from .history import MIGRATIONS
 from .schema import CONFIG_SCHEMA
@@ -23,8 +24,9 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     app.retention.register(PruneRule("deliveries", "notify_deliveries"))
     engine = NotifyEngine(app, conf)
     await engine.async_setup()
-    app.data[DOMAIN] = engine
-    app.services["notify.test"] = engine.async_test
+    app.data[ENGINE_KEY] = engine
+    app.services.register("notify.test", functools.partial(api.async_test_service, engine), schema=api.TEST_BODY,
+                          scope="admin", description="Send a test notification to one target (or all)")
     app.on_start(engine.async_start)
     app.on_stop(engine.async_stop)
     api.register(app.api)

@@ -8,12 +8,13 @@ import voluptuous as vol
 from aiohttp import web
 
 from appliance.errors import Conflict, NotFound
-from appliance.events import NotificationTest
-from appliance.http.middlewares import actor, client_ip
+from appliance.http.identity import actor, client_ip
 from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
+from appliance.services import ServiceCall
 
-from .const import DOMAIN
+from .const import ENGINE_KEY
 from .engine import NotifyEngine
+from .events import NotificationTest
 
 TEST_BODY = vol.Schema({vol.Optional("target"): vol.Any(None, vol.All(str, vol.Length(min=1, max=63)))})
 LIST_QUERY = {vol.Optional("limit", default=50): vol.All(vol.Coerce(int), vol.Range(min=1, max=500)),
@@ -22,8 +23,7 @@ LIST_QUERY = {vol.Optional("limit", default=50): vol.All(vol.Coerce(int), vol.Ra
 
 def engine_of(request: web.Request) -> NotifyEngine:
     """The notify engine of this appliance."""
-    engine: NotifyEngine = request.app[APPLIANCE_KEY].data[DOMAIN]
-    return engine
+    return request.app[APPLIANCE_KEY].data[ENGINE_KEY]
 
 
 async def async_overview(engine: NotifyEngine, *, limit: int = 50, target: str | None = None) -> dict[str, Any]:
@@ -48,19 +48,24 @@ async def async_list(request: web.Request) -> web.Response:
 
 async def async_test(request: web.Request) -> web.Response:
     """POST /api/v1/notify/test: send a test notification now and answer with the outcome."""
-    app = request.app[APPLIANCE_KEY]
-    engine = engine_of(request)
-    name = request[BODY_KEY].get("target")
+    data = {"target": request[BODY_KEY].get("target")}
+    result = await request.app[APPLIANCE_KEY].services.async_call(
+        "notify.test", data, actor=actor(request), source=client_ip(request))
+    return web.json_response(result)
+
+
+async def async_test_service(engine: NotifyEngine, call: ServiceCall) -> dict[str, Any]:
+    """The `notify.test` service: send a test message to one target (or all), audited."""
+    name = call.data.get("target")
     if name and name not in engine.targets:
         raise NotFound(f"no notification target '{name}'", details={"targets": sorted(engine.targets)})
     if not engine.targets:
         raise Conflict("no notification target is configured")
-    who = actor(request)
-    app.bus.async_fire(NotificationTest(actor=who, target=name))
-    results = await engine.async_test(name, who)
+    engine.app.bus.async_fire(NotificationTest(actor=call.actor, target=name))
+    results = await engine.async_test(name, call.actor)
     outcome = "ok" if all(r["outcome"] == "sent" for r in results) else "failed"
-    app.store.audit(who, "notify.test", name or "*", source=client_ip(request), outcome=outcome)
-    return web.json_response({"outcome": outcome, "results": results})
+    engine.app.store.audit(call.actor, "notify.test", name or "*", source=call.source, outcome=outcome)
+    return {"outcome": outcome, "results": results}
 
 
 def register(app_routes: Any) -> None:

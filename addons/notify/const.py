@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from appliance.datakeys import DataKey
+
+if TYPE_CHECKING:
+    from .engine import NotifyEngine
 
 DOMAIN: Final = "notify"
+ENGINE_KEY: DataKey[NotifyEngine] = DataKey("notify")

@@ -11,12 +11,14 @@ import voluptuous as vol
 
 from appliance import cv
 from appliance.events import event_types
+from appliance.messages import catalogue
 
-from .messages import CATALOGUE, SEVERITIES, SEVERITY_RANK, UNNOTIFIABLE, severity_of
+from .messages import SEVERITIES, SEVERITY_RANK, UNNOTIFIABLE, severity_of
 
 # Friendly names for sets of event types; a group and an event type can be mixed in `events`.
+# `all` stands for every event with a message of its own (each addon's `notify` platform).
 EVENT_GROUPS: dict[str, tuple[str, ...]] = {
-    "all": tuple(CATALOGUE),
+    "all": (),
     "deploys": ("deploy_succeeded", "deploy_failed"),
     "rollback": ("rollback_succeeded", "rollback_failed"),
     "drift": ("drift_detected",),
@@ -27,8 +29,11 @@ EVENT_GROUPS: dict[str, tuple[str, ...]] = {
     "errors": ("config_error", "addon_failed"),
     "disk": ("low_disk",),
 }
-# Sent when a target has no `events` list: the whole catalogue, then cut by `min_severity`.
-DEFAULT_EVENTS: tuple[str, ...] = tuple(CATALOGUE)
+
+
+def default_events() -> tuple[str, ...]:
+    """Sent when a target has no `events` list: the whole catalogue, then cut by `min_severity`."""
+    return tuple(catalogue())
 
 _CLOCK_RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -54,8 +59,8 @@ def event_name(value: Any) -> str:
 def expand_events(names: list[str] | None) -> frozenset[str]:
     """The event types a list of names and groups stands for (the default list when None)."""
     result: set[str] = set()
-    for name in DEFAULT_EVENTS if names is None else names:
-        result.update(EVENT_GROUPS.get(name, (name,)))
+    for name in default_events() if names is None else names:
+        result.update(default_events() if name == "all" else EVENT_GROUPS.get(name, (name,)))
     return frozenset(result)
 
 

@@ -12,6 +12,7 @@ from appliance.core import Appliance
 
 from . import api, views
 from .console import Console
+from .const import CONSOLE_KEY, REGISTRY_KEY
 from .host import DiskWatch
 from .metrics import StackMetrics
 from .operations import register_builtin
@@ -47,8 +48,8 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
     console = Console(app, conf, registry, checker, DiskWatch(app, conf["disk_threshold"]))
     register_builtin(registry, conf, checker, console.async_after_check)
     stack_metrics = StackMetrics(app, checker)
-    app.data[DOMAIN] = registry
-    app.data["ops.console"] = console
+    app.data[REGISTRY_KEY] = registry
+    app.data[CONSOLE_KEY] = console
     app.sockets.caps[api.FOLLOWERS_CAP] = conf["max_log_followers"]
     api.register(app)
     views.register(app)

@@ -10,9 +10,10 @@ import voluptuous as vol
 from aiohttp import web
 
 from appliance.errors import Forbidden, NotFound, Unavailable
-from appliance.http.middlewares import actor, client_ip
+from appliance.http.identity import actor, client_ip
 from appliance.keys import APPLIANCE_KEY, BODY_KEY, IDENTITY_KEY, QUERY_KEY
 
+from .const import CONSOLE_KEY, REGISTRY_KEY
 from .containers import container_name, resolve
 from .follow import LogFollower
 
@@ -31,13 +32,11 @@ _FOLLOW_QUERY = {vol.Optional("tail", default=100): vol.All(vol.Coerce(int), vol
 
 
 def _registry(request: web.Request) -> OperationRegistry:
-    registry: OperationRegistry = request.app[APPLIANCE_KEY].data["ops"]
-    return registry
+    return request.app[APPLIANCE_KEY].data[REGISTRY_KEY]
 
 
 def _console(request: web.Request) -> Console:
-    console: Console = request.app[APPLIANCE_KEY].data["ops.console"]
-    return console
+    return request.app[APPLIANCE_KEY].data[CONSOLE_KEY]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -70,7 +69,7 @@ async def ops_run(request: web.Request) -> web.Response:
 
 def _open_container(app: Appliance, name: str, admin: bool) -> Any:
     """The container to follow, if the console shows it and the caller may read it; blocks."""
-    managed_only = app.data["ops.console"].conf["containers"] == "managed"
+    managed_only = app.data[CONSOLE_KEY].conf["containers"] == "managed"
     try:
         return resolve(app.docker(), name, managed_only=managed_only, admin=admin)[0]
     except docker.errors.DockerException as err:

@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from addons.hosts.contract import RebootRequired
 from appliance.errors import Unavailable
-from appliance.events import LowDisk, RebootRequired
 
 from .containers import cap_line, system_df
+from .events import LowDisk
 
 if TYPE_CHECKING:
     from appliance.core import Appliance

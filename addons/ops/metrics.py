@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from addons.stacks.contract import STACKS, DeployFailed, DeployStarted, DeploySucceeded, StackCatalog
 from appliance.core import Appliance
-from appliance.events import DeployFailed, DeployStarted, DeploySucceeded
 
 if TYPE_CHECKING:
     from .updates import UpdateChecker
@@ -62,9 +62,8 @@ class StackMetrics(Collector):
         self.last_deploy[event.stack] = event.time
         await self.app.store.kv_set(KV_NAMESPACE, event.stack, event.time)
 
-    def _stacks(self) -> Any:
-        service = self.app.data.get("stacks")
-        return getattr(service, "engine", None)
+    def _stacks(self) -> StackCatalog | None:
+        return self.app.data.get(STACKS)
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """The families without samples (the registry asks before the stacks are loaded)."""
@@ -83,11 +82,9 @@ class StackMetrics(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """One sample per configured stack (the last deploy time only once one happened)."""
         healthy, updates, last = self._families()
-        engine = self._stacks()
-        names = list(engine.specs()) if engine is not None else []
-        for name in names:
-            state = engine.states.get(name)
-            healthy.add_metric([name], 1.0 if state.health == "healthy" else 0.0)
+        stacks = self._stacks()
+        for name in stacks.names() if stacks is not None else []:
+            healthy.add_metric([name], 1.0 if stacks is not None and stacks.health_of(name) == "healthy" else 0.0)
             status = self.checker.status.get(name) or {}
             updates.add_metric([name], 1.0 if status.get("update_available") else 0.0)
             if name in self.last_deploy:

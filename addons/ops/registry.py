@@ -14,8 +14,9 @@ import voluptuous as vol
 from voluptuous_openapi import convert
 
 from appliance.errors import Conflict, DockmasterError, ValidationFailed
-from appliance.events import OperationFinished
 from appliance.http.routes import validate
+
+from .events import OperationFinished
 
 if TYPE_CHECKING:
     from appliance.core import Appliance

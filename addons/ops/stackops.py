@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ import docker
 from docker.auth import resolve_repository_name
 from docker.utils import parse_repository_tag
 
+from addons.stacks.contract import STACKS
 from appliance.compose_cli import compose_command
 from appliance.errors import NotFound, Unavailable
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from appliance.runs import Run
 
 _LOGGER = logging.getLogger(__name__)
-# Services the stacks addon may offer; the first one registered is used to recreate a stack.
-RECREATE_SERVICES = ("stacks.recreate", "stacks.deploy")
+# A stack the stacks addon deployed is recreated through its deploy service (secrets, labels, health gate).
+DEPLOY_SERVICE = "stacks.deploy"
 
 
 def stack_images(client: docker.DockerClient, stack: str) -> list[str]:
@@ -74,30 +74,6 @@ def compose_project(labels: dict[str, str], stack: str) -> dict[str, Any]:
     return {"project": project, "working_dir": working_dir, "files": files}
 
 
-async def _async_call_service(app: Appliance, service: Any, stack: str, revision: str | None, run: Run,
-                              reason: str) -> Any:
-    """Call a stacks service with the keyword arguments it declares (its signature is theirs)."""
-    offered: dict[str, Any] = {"name": stack, "revision": revision, "actor": run.actor, "trigger": "manual",
-                               "wait": True, "reason": reason}
-    try:
-        params = dict(inspect.signature(service).parameters)
-    except (TypeError, ValueError):
-        params = {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = offered
-    else:
-        kwargs = {k: v for k, v in offered.items() if k in params}
-    result = await (service(**kwargs) if "name" in kwargs else service(stack, **kwargs))
-    if isinstance(result, int) and not isinstance(result, bool):
-        # The stacks services answer with their run id; its outcome is this recreate's outcome.
-        other = await app.runs.get(result)
-        status = other["status"] if other else "unknown"
-        run.log(f"stacks run {result}: {status}")
-        if status != "succeeded":
-            raise RuntimeError(f"the stacks run {result} ended {status}")
-    return result
-
-
 async def async_recreate(app: Appliance, stack: str, run: Run, *, reason: str) -> dict[str, Any]:
     """Recreate a stack's containers: through the stacks addon when it deployed them, else with Compose.
 
@@ -106,12 +82,17 @@ async def async_recreate(app: Appliance, stack: str, run: Run, *, reason: str) -
     """
     labels = await app.async_run_blocking(stack_labels, app.docker(), stack)
     revision = labels.get(REVISION_LABEL)
-    for name in RECREATE_SERVICES:
-        service = app.services.get(name)
-        if service is not None and revision:
-            run.log(f"redeploying {stack} at {revision[:12]} through the {name} service")
-            result = await _async_call_service(app, service, stack, revision, run, reason)
-            return {"via": name, "result": result}
+    if revision and app.services.has(DEPLOY_SERVICE):
+        run.log(f"redeploying {stack} at {revision[:12]} through the {DEPLOY_SERVICE} service")
+        result = await app.services.async_call(DEPLOY_SERVICE, {"name": stack, "revision": revision, "wait": True},
+                                               actor=run.actor or "ops", trigger="manual")
+        # The service answers with its run id; that run's outcome is this recreate's outcome.
+        other = await app.runs.get(result)
+        status = other["status"] if other else "unknown"
+        run.log(f"stacks run {result}: {status}")
+        if status != "succeeded":
+            raise RuntimeError(f"the stacks run {result} ended {status}")
+        return {"via": DEPLOY_SERVICE, "result": result}
     project = await app.async_run_blocking(compose_project, labels, stack)
     compose = await app.async_run_blocking(compose_command)
     if not compose:
@@ -144,8 +125,7 @@ async def _async_exec(argv: list[str], run: Run) -> None:
 
 
 def stack_window_name(app: Appliance, stack: str, default: str | None) -> str | None:
-    """The maintenance window a stack is bound to (its `window` in the stacks config), else `default`."""
-    for entry in app.conf.get("stacks") or []:
-        if isinstance(entry, dict) and entry.get("name") == stack and entry.get("window"):
-            return str(entry["window"])
-    return default
+    """The maintenance window a stack is bound to (its own `window:`, discovered stacks too), else `default`."""
+    stacks = app.data.get(STACKS)
+    own = stacks.window_of(stack) if stacks is not None else None
+    return own or default

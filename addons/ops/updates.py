@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import docker
 
-from appliance.events import ImageUpdateAvailable
-
 from . import credentials
 from .containers import MANAGED_LABEL, PROJECT_LABEL, STACK_LABEL
+from .events import ImageUpdateAvailable
 from .registry_client import ImageRef, RegistryClient, RegistryError, parse_ref
 
 if TYPE_CHECKING:

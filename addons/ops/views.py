@@ -12,6 +12,7 @@ from appliance.http.ui import render
 from appliance.keys import APPLIANCE_KEY
 
 from . import containers, host
+from .const import CONSOLE_KEY
 
 if TYPE_CHECKING:
     from appliance.core import Appliance
@@ -37,7 +38,7 @@ def _gather(app: Appliance, managed_only: bool, reboot_flag: Path) -> dict[str, 
 async def containers_page(request: web.Request) -> web.Response:
     """Containers with state, health and uptime; restart buttons; the log viewer; disk and probes."""
     app = request.app[APPLIANCE_KEY]
-    console = app.data["ops.console"]
+    console = app.data[CONSOLE_KEY]
     conf = console.conf
     data = await app.async_run_blocking(_gather, app, conf["containers"] == "managed",
                                         Path(conf["reboot_required_file"]))

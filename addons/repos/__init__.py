@@ -7,10 +7,12 @@ from typing import Any
 
 from appliance.core import Appliance
 
-from . import api, deploykey, views
+from . import api, deploykey, services, views
+from .contract import REPOS
 from .manager import RepoManager
 from .repo import Repo, SyncResult
 from .schema import CONFIG_SCHEMA, RepoConfig
+from .services import MANAGER_KEY
 
 DOMAIN = "repos"
 
@@ -30,8 +32,9 @@ async def async_setup(app: Appliance, conf: list[RepoConfig]) -> bool:
     for name, key in keys.items():
         manager.get(name).deploy_key = key
     await manager.async_load()
-    app.data[DOMAIN] = manager
-    app.services["repos.sync"] = manager.async_sync
+    app.data[REPOS] = manager
+    app.data[MANAGER_KEY] = manager
+    services.register(app, manager)
 
     app.api.get("/api/v1/repos", api.async_list, auth="read", summary="Repos and their last fetched revision",
                 tags=["repos"])

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from appliance.http.middlewares import actor, client_ip
+from appliance.http.identity import actor, client_ip
 from appliance.keys import APPLIANCE_KEY, IDENTITY_KEY
 
 from .manager import RepoManager
+from .services import MANAGER_KEY
 
 
 def manager(request: web.Request) -> RepoManager:
     """The RepoManager of the appliance serving this request."""
-    result: RepoManager = request.app[APPLIANCE_KEY].data["repos"]
+    result: RepoManager = request.app[APPLIANCE_KEY].data[MANAGER_KEY]
     return result
 
 
@@ -31,16 +32,13 @@ async def async_show(request: web.Request) -> web.Response:
 
 async def async_request(request: web.Request, name: str) -> int:
     """Queue a sync for the caller (manual from the UI, api from a token) and audit it."""
-    app = request.app[APPLIANCE_KEY]
-    repos = manager(request)
-    repos.get(name)  # NotFound before anything is recorded
     identity = request.get(IDENTITY_KEY)
     who = actor(request)
     from_ui = bool(identity and identity.session_id)
-    trigger = "manual" if from_ui else "api"
     reason = f"{'manual' if from_ui else 'API'} sync by {identity.name if identity else who}"
-    run_id = await repos.async_request_sync(name, trigger=trigger, reason=reason, actor=who)
-    app.store.audit(who, "repo.sync", name, source=client_ip(request), details={"run_id": run_id})
+    run_id: int = await request.app[APPLIANCE_KEY].services.async_call(
+        "repos.sync", {"name": name, "reason": reason}, actor=who, source=client_ip(request),
+        trigger="manual" if from_ui else "api")
     return run_id
 
 

@@ -10,10 +10,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from appliance.errors import NotFound
-from appliance.events import RepoSynced
 from appliance.runs import Run
 
 from .clone import FetchError, FetchOutcome
+from .events import RepoSynced
 from .repo import Repo, SyncResult, SyncState
 from .schema import RepoConfig
 
@@ -31,7 +31,7 @@ def sync_key(name: str) -> str:
 
 
 class RepoManager:
-    """Owns every configured repo; stored at `app.data["repos"]`."""
+    """Owns every configured repo; stored at `app.data[REPOS]` (see `contract.RepoCatalog`)."""
 
     def __init__(self, app: Appliance, confs: list[RepoConfig]) -> None:
         """Build a Repo per config entry and register every credential with the redactor."""
@@ -44,6 +44,11 @@ class RepoManager:
         self._pending: dict[str, Run] = {}
         self._waiters: dict[int, asyncio.Future[SyncResult]] = {}
         self._queueing: dict[str, asyncio.Lock] = {}
+
+    @property
+    def names(self) -> list[str]:
+        """The configured repo names."""
+        return list(self.repos)
 
     def get(self, name: str) -> Repo:
         """The named repo; raises NotFound."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from . import tree
 from .auth import GitAuth
 from .clone import GitClone
+from .contract import Commit
 from .schema import RepoConfig
 
 if TYPE_CHECKING:
@@ -82,10 +83,10 @@ class Repo:
         result: list[str] = await self.app.async_run_blocking(tree.changed_paths, self.path, old, new)
         return result
 
-    async def async_commit(self, rev: str) -> dict[str, Any]:
-        """`{"sha", "short", "message", "author", "time"}` of a commit."""
-        result: dict[str, Any] = await self.app.async_run_blocking(tree.commit_info, self.path, rev)
-        return result
+    async def async_commit(self, rev: str) -> Commit:
+        """One commit: sha, short sha, message, author and time."""
+        info: dict[str, Any] = await self.app.async_run_blocking(tree.commit_info, self.path, rev)
+        return Commit(**info)
 
     async def async_export(self, rev: str, subpath: str, dest: Path) -> None:
         """Write the tree of `subpath` at `rev` into `dest`; refuses paths or symlinks leading out."""

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
+from addons.repos.contract import RepoSynced
 from appliance.core import Appliance
 from appliance.errors import ConfigError
-from appliance.events import RepoSynced
 
-from . import api, views
+from . import actions, api, views
+from .api import SERVICE_KEY
+from .contract import STACKS
 from .drift import DriftWatcher
 from .engine import StackEngine
-from .lifecycle import ACTIONS
 from .schema import CONFIG_SCHEMA
 from .service import StackService
 
@@ -31,16 +31,14 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
     await engine.async_setup()
     drift = DriftWatcher(engine)
     service = StackService(engine, drift)
-    app.data[DOMAIN] = service
+    app.data[STACKS] = service
+    app.data[SERVICE_KEY] = service
     app.bus.async_listen(RepoSynced, engine.async_on_repo_synced)
     if not app.oneshot:
         app.on_start(engine.async_resume)
     app.scheduler.add_cron("stacks-drift", conf["settings"]["drift_check"], drift.async_job, jitter=10,
                            timeout=300)
-    app.services["stacks.deploy"] = service.async_deploy
-    app.services["stacks.rollback"] = service.async_rollback
-    for action in ACTIONS:
-        app.services[f"stacks.{action}"] = functools.partial(service.async_lifecycle, action)
+    actions.register(app, service)
     api.register(app.api)
     views.register(app.api)
     app.ui.add_nav("Stacks", "/stacks", 20)

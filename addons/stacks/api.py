@@ -1,4 +1,4 @@
-"""JSON routes of the stacks addon (DESIGN §6)."""
+"""JSON routes of the stacks addon (DESIGN §6): thin adapters over the `stacks.*` services."""
 
 from __future__ import annotations
 
@@ -8,27 +8,41 @@ import voluptuous as vol
 from aiohttp import web
 
 from appliance import cv
+from appliance.datakeys import DataKey
 from appliance.http.api import json_ok
-from appliance.http.middlewares import actor, client_ip
+from appliance.http.identity import actor, client_ip
 from appliance.keys import APPLIANCE_KEY, BODY_KEY
+
+from .actions import REVISION
 
 if TYPE_CHECKING:
     from appliance.http.routes import RouteTable
 
     from .service import StackService
 
-SERVICE_KEY = "stacks"
-_REVISION = vol.All(cv.string, vol.Match(r"^[0-9a-fA-F]{4,40}$", msg="revision must be a commit sha (4-40 hex)"))
+SERVICE_KEY: DataKey[StackService] = DataKey("stacks.service")
 DEPLOY_BODY = vol.Schema({vol.Optional("dry_run", default=False): cv.boolean,
-                          vol.Optional("revision"): vol.Any(None, _REVISION)})
-ROLLBACK_BODY = vol.Schema({vol.Optional("revision"): vol.Any(None, _REVISION)})
+                          vol.Optional("revision"): vol.Any(None, REVISION)})
+ROLLBACK_BODY = vol.Schema({vol.Optional("revision"): vol.Any(None, REVISION)})
 PATCH_BODY = vol.Schema({vol.Required("auto_deploy"): cv.boolean})
 LIFECYCLE_BODY = vol.Schema({})
+LIFECYCLE_DOCS = {
+    "stop": "Stop the stack's containers; automatic deploys and drift healing wait until it is started.",
+    "start": "Start the stack's containers again and wait for them to be healthy.",
+    "restart": "Restart the stack's containers and wait for them to be healthy.",
+    "down": "Remove the stack's containers and networks; volumes and the working folder stay.",
+}
 
 
 def _service(request: web.Request) -> StackService:
-    service: StackService = request.app[APPLIANCE_KEY].data[SERVICE_KEY]
-    return service
+    return request.app[APPLIANCE_KEY].data[SERVICE_KEY]
+
+
+async def call_service(request: web.Request, name: str, data: dict[str, Any]) -> Any:
+    """Call a `stacks.*` service for this request's caller (API trigger for tokens, manual for people)."""
+    who = actor(request)
+    return await request.app[APPLIANCE_KEY].services.async_call(
+        name, data, actor=who, source=client_ip(request), trigger="api" if who.startswith("token:") else "manual")
 
 
 async def stacks_list(request: web.Request) -> web.Response:
@@ -44,58 +58,34 @@ async def stack_get(request: web.Request) -> web.Response:
 
 async def stack_patch(request: web.Request) -> web.Response:
     """Switch auto_deploy on or off (persisted)."""
-    service = _service(request)
-    name = request.match_info["name"]
-    await service.async_set_auto_deploy(name, request[BODY_KEY]["auto_deploy"], actor=actor(request),
-                                        source=client_ip(request))
-    return json_ok(await service.async_summary(name))
+    body = request[BODY_KEY]
+    return json_ok(await call_service(request, "stacks.auto_deploy",
+                                      {"name": request.match_info["name"], "auto_deploy": body["auto_deploy"]}))
 
 
 async def stack_deploy(request: web.Request) -> web.Response:
     """Queue a deploy or dry-run; answers 202 with the run id."""
-    service = _service(request)
-    name = request.match_info["name"]
     body = request[BODY_KEY]
-    who = actor(request)
-    run_id = await service.async_deploy(name=name, dry_run=body["dry_run"], revision=body.get("revision"),
-                                        actor=who, trigger="api" if who.startswith("token:") else "manual")
-    service.app.store.audit(who, "stack.dry_run" if body["dry_run"] else "stack.deploy", name,
-                            source=client_ip(request), details={"run_id": run_id, "revision": body.get("revision")})
+    data = {"name": request.match_info["name"], "dry_run": body["dry_run"], "revision": body.get("revision")}
+    run_id = await call_service(request, "stacks.deploy", data)
     return json_ok({"run_id": run_id}, status=202)
 
 
 async def stack_rollback(request: web.Request) -> web.Response:
     """Queue a rollback to the last good (or the given) revision; answers 202 with the run id."""
-    service = _service(request)
-    name = request.match_info["name"]
-    revision = request[BODY_KEY].get("revision")
-    who = actor(request)
-    run_id = await service.async_rollback(name=name, revision=revision, actor=who,
-                                          trigger="api" if who.startswith("token:") else "manual")
-    service.app.store.audit(who, "stack.rollback", name, source=client_ip(request),
-                            details={"run_id": run_id, "revision": revision})
+    run_id = await call_service(request, "stacks.rollback", {"name": request.match_info["name"],
+                                                             "revision": request[BODY_KEY].get("revision")})
     return json_ok({"run_id": run_id}, status=202)
 
 
 def _lifecycle_handler(action: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
-        who = actor(request)
-        run_id = await _service(request).async_lifecycle(
-            action, name=request.match_info["name"], actor=who, source=client_ip(request),
-            trigger="api" if who.startswith("token:") else "manual")
+        run_id = await call_service(request, f"stacks.{action}", {"name": request.match_info["name"]})
         return json_ok({"run_id": run_id}, status=202)
 
     handler.__name__ = f"stack_{action}"
     handler.__doc__ = LIFECYCLE_DOCS[action]
     return handler
-
-
-LIFECYCLE_DOCS = {
-    "stop": "Stop the stack's containers; automatic deploys and drift healing wait until it is started.",
-    "start": "Start the stack's containers again and wait for them to be healthy.",
-    "restart": "Restart the stack's containers and wait for them to be healthy.",
-    "down": "Remove the stack's containers and networks; volumes and the working folder stay.",
-}
 
 
 async def stack_drift(request: web.Request) -> web.Response:

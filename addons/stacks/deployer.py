@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from addons.repos.contract import REPOS, Commit
 from appliance import hostpaths
 from appliance.errors import DockmasterError, NotFound, Unavailable
-from appliance.events import DeployFailed, DeployStarted, DeploySucceeded, RollbackFailed, RollbackSucceeded
 from appliance.runs import Run
 
 from . import dryrun, mounts, secrets
 from .compose import ComposeCall, ComposeRunner, write_labels_override
+from .events import DeployFailed, DeployStarted, DeploySucceeded, RollbackFailed, RollbackSucceeded
 from .health import HealthGate, list_project, projects_named
 from .models import DeployRequest, StackSpec
 from .render import TEMPLATE_SUFFIX, Rendered, compose_files, render, render_hash
@@ -94,9 +95,9 @@ class Deployer:
             _LOGGER.info("Stacks: %s", self._host_paths.how)
         return self._host_paths
 
-    async def async_commit(self, spec: StackSpec, revision: str | None) -> dict[str, Any]:
+    async def async_commit(self, spec: StackSpec, revision: str | None) -> Commit:
         """The commit a deploy uses: the given revision or the repo's fetched head."""
-        repos = self.app.data["repos"]
+        repos = self.app.data[REPOS]
         repo = repos.get(spec.repo)
         if not revision and (repo.head is None or self.app.oneshot):
             # Without the daemon nothing polls: fetch first so "deploy now" means what git holds now.
@@ -107,25 +108,24 @@ class Deployer:
         if not rev:
             raise Unavailable(f"repo {spec.repo} has not been fetched yet")
         try:
-            commit: dict[str, Any] = await repo.async_commit(rev)
+            commit = await repo.async_commit(rev)
         except DockmasterError:
             raise
         except Exception as err:
             raise NotFound(f"revision {rev} is not in repo {spec.repo}: {err}") from None
         return commit
 
-    async def async_prepare(self, spec: StackSpec, commit: dict[str, Any], dest: Path, run: Run) -> Prepared:
+    async def async_prepare(self, spec: StackSpec, commit: Commit, dest: Path, run: Run) -> Prepared:
         """Export the stack folder at the commit into `dest` and render it."""
-        repo = self.app.data["repos"].get(spec.repo)
-        run.log(f"exporting {spec.repo}:{spec.path} at {commit['short']}")
-        await repo.async_export(commit["sha"], spec.path, dest)
+        repo = self.app.data[REPOS].get(spec.repo)
+        run.log(f"exporting {spec.repo}:{spec.path} at {commit.short}")
+        await repo.async_export(commit.sha, spec.path, dest)
         rendered = await self.app.async_run_blocking(render, dest, spec.values)
         if rendered.templates:
             run.log("rendered " + ", ".join(rendered.templates))
         manifest = await self.app.async_run_blocking(build_manifest, dest)
         await self.app.async_run_blocking(write_manifest, dest, manifest)
-        message = (commit.get("message") or "").strip().splitlines()
-        return Prepared(commit["sha"], commit["short"], message[0] if message else "", rendered, manifest)
+        return Prepared(commit.sha, commit.short, commit.subject, rendered, manifest)
 
     async def async_migrate(self, spec: StackSpec, state: StackState, run: Run) -> None:
         """Once, after an upgrade: carry the running snapshot's untracked files (`./data`) into the working folder."""
@@ -147,7 +147,7 @@ class Deployer:
 
     async def _async_tracked_names(self, spec: StackSpec, revision: str, legacy: Path) -> set[str]:
         """The rendered file names of a stack folder at a revision (from git; else the compose files)."""
-        repo = self.app.data["repos"].get(spec.repo)
+        repo = self.app.data[REPOS].get(spec.repo)
         scratch = Path(await self.app.async_run_blocking(
             functools.partial(tempfile.mkdtemp, prefix=".export-", dir=str(self.root))))
         try:
@@ -267,11 +267,11 @@ class Deployer:
 
     # --- deploy -------------------------------------------------------------------------
 
-    async def async_deploy(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> str:
+    async def async_deploy(self, req: DeployRequest, spec: StackSpec, commit: Commit) -> str:
         """Deploy `commit`; returns "succeeded" or "skipped"; raises DeployAborted on failure."""
         run = req.run
         state = self.states.get(spec.name)
-        sha, short = commit["sha"], commit["short"]
+        sha, short = commit.sha, commit.short
         self.app.bus.async_fire(DeployStarted(stack=spec.name, revision=sha, reason=run.reason, run_id=run.id))
         snapshot = self.snapshots_dir(spec.name) / f"{run.id}-{short}"
         touched = staged = keep_snapshot = False
@@ -329,7 +329,7 @@ class Deployer:
             else:
                 run.log("the cause lies outside the revision: it is tried again at the next trigger")
             await self.states.async_add_history(spec.name, sha, run_id=run.id, kind=req.kind, outcome="bad",
-                                                reason=run.reason, message=commit.get("message", "").split("\n")[0])
+                                                reason=run.reason, message=commit.subject)
             self.app.bus.async_fire(DeployFailed(stack=spec.name, revision=sha, error=run.secrets(cause),
                                                  run_id=run.id))
             raise DeployAborted(cause, revision=sha, touched=touched) from err
@@ -408,7 +408,7 @@ class Deployer:
                 continue
             await self.app.async_run_blocking(shutil.rmtree, path, True)
 
-    async def async_dry_run(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
+    async def async_dry_run(self, req: DeployRequest, spec: StackSpec, commit: Commit) -> None:
         """Render and decrypt on tmpfs, diff against the running snapshot, validate; change nothing."""
         await dryrun.async_dry_run(self, req, spec, commit)
 

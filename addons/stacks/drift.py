@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from appliance.events import DriftDetected
-
+from .events import DriftDetected
 from .health import drift_of, list_project
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from addons.repos.contract import Commit
 from appliance.hostpaths import HostPaths
 
 from . import secrets
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 DIFF_CAP = 200_000
 
 
-async def async_dry_run(deployer: Deployer, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
+async def async_dry_run(deployer: Deployer, req: DeployRequest, spec: StackSpec, commit: Commit) -> None:
     """Render and decrypt on tmpfs, diff against the running snapshot, validate; change nothing.
 
     The resolved config shows the paths compose would use: bind sources in the stack's working

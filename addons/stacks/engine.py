@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from addons.repos.contract import REPOS, Commit, RepoSynced
 from appliance.errors import Conflict, NotFound
-from appliance.events import RepoSynced
 from appliance.runs import Run
 from appliance.windows import MaintenanceWindow
 
@@ -58,13 +58,13 @@ class StackEngine:
 
     def check_references(self) -> list[str]:
         """Problems with repo and window names the config refers to."""
-        repos = self.app.data["repos"]
+        repos = self.app.data[REPOS]
         problems = []
         entries = [(f"stack {s.name}", s.repo, s.window) for s in self.explicit.values()]
         entries += [(f"discover {d['path']}", d["repo"], d.get("window")) for d in self.conf["discover"]]
         for what, repo, window in entries:
-            if repo not in repos.repos:
-                problems.append(f"{what}: no repo named '{repo}' (known: {', '.join(sorted(repos.repos)) or 'none'})")
+            if repo not in repos.names:
+                problems.append(f"{what}: no repo named '{repo}' (known: {', '.join(sorted(repos.names)) or 'none'})")
             if window and self.app.window(window) is None:
                 problems.append(f"{what}: no maintenance window named '{window}'")
         return problems
@@ -80,7 +80,7 @@ class StackEngine:
         key = await self.app.async_run_blocking(_digest_key, self.app.data_dir / "stacks")
         self.deployer = Deployer(self.app, self.states, self.compose, self.settings, key)
         for repo_name in {d["repo"] for d in self.conf["discover"]}:
-            repo = self.app.data["repos"].get(repo_name)
+            repo = self.app.data[REPOS].get(repo_name)
             if repo.head:
                 await self.async_discover(repo_name, repo.head)
 
@@ -126,7 +126,7 @@ class StackEngine:
 
     async def async_discover(self, repo_name: str, revision: str) -> None:
         """Re-read every `discover` glob of a repo at a revision."""
-        repo = self.app.data["repos"].get(repo_name)
+        repo = self.app.data[REPOS].get(repo_name)
         found: dict[str, StackSpec] = {}
         errors = []
         for entry in self.conf["discover"]:
@@ -178,7 +178,7 @@ class StackEngine:
         before = {name: s for name, s in self.specs().items() if s.repo == repo_name}
         if self.conf["discover"]:
             await self.async_discover(repo_name, revision)
-        repo = self.app.data["repos"].get(repo_name)
+        repo = self.app.data[REPOS].get(repo_name)
         diffs: dict[str, list[str]] = {}
 
         async def changed(old: str) -> list[str]:
@@ -321,7 +321,7 @@ class StackEngine:
                 self.app.runs.track(run.kind, req.stack, trigger=req.trigger, reason=run.reason, run=run),
             ):
                 commit = await self.deployer.async_commit(spec, req.revision)
-                self.app.runs.update(run, details={"revision": commit["sha"], "commit": commit["short"]})
+                self.app.runs.update(run, details={"revision": commit.sha, "commit": commit.short})
                 if req.kind == "dry_run":
                     await self.deployer.async_dry_run(req, spec, commit)
                 elif req.kind == "rollback":
@@ -356,12 +356,12 @@ class StackEngine:
                     yield
                     return
 
-    async def _async_deploy(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
+    async def _async_deploy(self, req: DeployRequest, spec: StackSpec, commit: Commit) -> None:
         assert self.deployer is not None
         state = self.states.get(spec.name)
-        if req.automatic and held_back(state, commit["sha"], spec):
-            info = state.bad[commit["sha"]]
-            req.run.log(f"{commit['short']} failed before (run #{info.get('run_id')}: {info.get('error')}); "
+        if req.automatic and held_back(state, commit.sha, spec):
+            info = state.bad[commit.sha]
+            req.run.log(f"{commit.short} failed before (run #{info.get('run_id')}: {info.get('error')}); "
                         "it is not retried automatically — deploy it by hand or push a fix")
             await self.app.runs.finish(req.run, "skipped")
             return
@@ -414,13 +414,13 @@ class StackEngine:
                 await self.deployer.async_restore(run, spec, target, bad_revision=bad)
         self.states.get(spec.name).last_run_id = run.id
 
-    async def _async_manual_rollback(self, req: DeployRequest, spec: StackSpec, commit: dict[str, Any]) -> None:
+    async def _async_manual_rollback(self, req: DeployRequest, spec: StackSpec, commit: Commit) -> None:
         assert self.deployer is not None
         state = self.states.get(spec.name)
         current = state.deployed_revision
-        target = await self._good_snapshot(spec.name, revision=commit["sha"] if req.revision else None,
+        target = await self._good_snapshot(spec.name, revision=commit.sha if req.revision else None,
                                            exclude=None if req.revision else current)
-        if current and current != (target or {}).get("revision", commit["sha"]):
+        if current and current != (target or {}).get("revision", commit.sha):
             await self.states.async_mark_bad(state, current, inputs_hash=spec.inputs_hash, run_id=req.run.id,
                                              error=f"rolled back by {req.actor or req.trigger}")
             req.run.log(f"{current[:7]} is marked bad: it is not redeployed automatically")
@@ -430,7 +430,7 @@ class StackEngine:
         if not req.revision:
             raise Conflict(f"{spec.name} has no earlier good revision to roll back to")
         # No kept snapshot of that revision: render it again from git.
-        req.run.log(f"no snapshot of {commit['short']} is kept; rendering it from the repo")
+        req.run.log(f"no snapshot of {commit.short} is kept; rendering it from the repo")
         await self.deployer.async_deploy(req, spec, commit)
 
     async def _good_snapshot(self, name: str, *, revision: str | None = None,

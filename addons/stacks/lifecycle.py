@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 
+from addons.repos.contract import REPOS
 from appliance.errors import Conflict
 
 from .compose import PROJECT_LABEL, SERVICE_LABEL
@@ -136,7 +137,7 @@ class Orphans:
         state = self.engine.states.get(spec.name)
         if not state.deployed_revision:
             return False  # never deployed: a missing folder is the deploy's own error
-        repo = self.app.data["repos"].get(spec.repo)
+        repo = self.app.data[REPOS].get(spec.repo)
         if spec.name not in self.gone and not changed_under:
             return False  # no commit touched the folder since the deploy, so it is still there
         if await repo.async_has_path(revision, spec.path):

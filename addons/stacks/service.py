@@ -50,6 +50,19 @@ class StackService:
             await self.async_wait(name, run.id)
         return run.id
 
+    def names(self) -> list[str]:
+        """Every configured stack."""
+        return list(self.engine.specs())
+
+    def window_of(self, name: str) -> str | None:
+        """The stack's own maintenance window (its `window:`), or None."""
+        spec = self.engine.specs().get(name)
+        return spec.window if spec else None
+
+    def health_of(self, name: str) -> str:
+        """The stack's health as last seen."""
+        return self.engine.states.get(name).health
+
     async def async_lifecycle(self, action: str, *, name: str, actor: str | None = None, source: str | None = None,
                               wait: bool = False, trigger: str = "manual") -> int:
         """Queue stop, start, restart or down of a stack (an orphaned one too), audited; returns its run id."""

@@ -10,11 +10,10 @@ import voluptuous as vol
 from aiohttp import web
 
 from appliance import cv
-from appliance.http.middlewares import actor, client_ip
 from appliance.http.ui import render
 from appliance.keys import APPLIANCE_KEY, BODY_KEY
 
-from .api import SERVICE_KEY
+from .api import SERVICE_KEY, call_service
 from .lifecycle import ACTIONS
 
 if TYPE_CHECKING:
@@ -31,8 +30,7 @@ LIFECYCLE_FORM = vol.Schema({vol.Optional("next", default=""): vol.Any("", "list
 
 
 def _service(request: web.Request) -> StackService:
-    service: StackService = request.app[APPLIANCE_KEY].data[SERVICE_KEY]
-    return service
+    return request.app[APPLIANCE_KEY].data[SERVICE_KEY]
 
 
 async def stacks_page(request: web.Request) -> web.Response:
@@ -50,43 +48,29 @@ async def stack_page(request: web.Request) -> web.Response:
 
 async def deploy_submit(request: web.Request) -> web.StreamResponse:
     """Deploy or dry-run from the stack page; continues on the run page with its live log."""
-    service = _service(request)
-    name = request.match_info["name"]
     body = request[BODY_KEY]
-    who = actor(request)
-    run_id = await service.async_deploy(name=name, dry_run=body["dry_run"], revision=body["revision"] or None,
-                                        actor=who)
-    service.app.store.audit(who, "stack.dry_run" if body["dry_run"] else "stack.deploy", name,
-                            source=client_ip(request), details={"run_id": run_id})
+    run_id = await call_service(request, "stacks.deploy", {"name": request.match_info["name"],
+                                                           "dry_run": body["dry_run"], "revision": body["revision"]})
     raise web.HTTPSeeOther(f"/runs/{run_id}")
 
 
 async def rollback_submit(request: web.Request) -> web.StreamResponse:
     """Roll back from the stack page; continues on the run page."""
-    service = _service(request)
-    name = request.match_info["name"]
-    revision = request[BODY_KEY]["revision"] or None
-    who = actor(request)
-    run_id = await service.async_rollback(name=name, revision=revision, actor=who)
-    service.app.store.audit(who, "stack.rollback", name, source=client_ip(request),
-                            details={"run_id": run_id, "revision": revision})
+    run_id = await call_service(request, "stacks.rollback", {"name": request.match_info["name"],
+                                                             "revision": request[BODY_KEY]["revision"]})
     raise web.HTTPSeeOther(f"/runs/{run_id}")
 
 
 async def lifecycle_submit(request: web.Request, *, action: str) -> web.StreamResponse:
     """Stop, start, restart or down from the stack page or a row of the list; continues on the run page."""
-    service = _service(request)
-    run_id = await service.async_lifecycle(action, name=request.match_info["name"], actor=actor(request),
-                                           source=client_ip(request))
+    run_id = await call_service(request, f"stacks.{action}", {"name": request.match_info["name"]})
     raise web.HTTPSeeOther("/stacks" if request[BODY_KEY]["next"] == "list" else f"/runs/{run_id}")
 
 
 async def toggle_submit(request: web.Request) -> web.StreamResponse:
     """The auto_deploy toggle of the stacks list."""
-    service = _service(request)
-    name = request.match_info["name"]
-    await service.async_set_auto_deploy(name, request[BODY_KEY]["auto_deploy"], actor=actor(request),
-                                        source=client_ip(request))
+    await call_service(request, "stacks.auto_deploy", {"name": request.match_info["name"],
+                                                       "auto_deploy": request[BODY_KEY]["auto_deploy"]})
     raise web.HTTPSeeOther("/stacks")
 
 

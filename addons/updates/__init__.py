@@ -7,12 +7,11 @@ from typing import Any
 
 import voluptuous as vol
 
-from addons.hosts.const import DEFAULT_FAN_OUT
-from addons.hosts.const import DOMAIN as HOSTS
+from addons.hosts.contract import DEFAULT_FAN_OUT, HOSTS
 from appliance import cv
 from appliance.core import Appliance
 
-from .waves import FleetUpdater
+from .waves import UPDATER_KEY, FleetUpdater
 
 DOMAIN = "updates"
 
@@ -44,7 +43,7 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
             raise ValueError(f"group '{group}' names unknown hosts: {', '.join(unknown)}")
     engine.set_fan_out(conf["fan_out"])
     updater = FleetUpdater(app, engine, conf)
-    app.data[DOMAIN] = updater
+    app.data[UPDATER_KEY] = updater
     app.scheduler.add_cron("updates.check", conf["check"], lambda: engine.async_check_all(trigger="schedule"),
                            jitter=30, key="updates:check")
     apply = conf["apply"]
@@ -57,7 +56,6 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
             ),
             key="updates:apply",
         )
-    app.services["updates.fleet_update"] = updater.async_start
     api.register(app)
     app.ui.add_templates(Path(__file__).parent / "templates")
     app.ui.add_nav("Fleet", "/fleet", 41)

@@ -9,11 +9,11 @@ from aiohttp import web
 
 from appliance import cv
 from appliance.core import Appliance
-from appliance.http.middlewares import actor, client_ip
+from appliance.http.identity import actor, client_ip
 from appliance.http.ui import render
 from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
 
-from .waves import FleetUpdater, plan_waves, preview, select_hosts
+from .waves import UPDATER_KEY, FleetUpdater, plan_waves, preview, select_hosts
 
 FILTER_SCHEMA = vol.Schema({
     vol.Optional("tags", default=[]): cv.ensure_list_of(cv.slug),
@@ -37,8 +37,7 @@ FORM_FIELDS = {
 
 
 def _updater(request: web.Request) -> FleetUpdater:
-    updater: FleetUpdater = request.app[APPLIANCE_KEY].data["updates"]
-    return updater
+    return request.app[APPLIANCE_KEY].data[UPDATER_KEY]
 
 
 def _from_form(form: dict[str, Any]) -> dict[str, Any]:

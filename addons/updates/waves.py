@@ -6,8 +6,9 @@ import asyncio
 import logging
 from typing import Any
 
-from addons.hosts.engine import HostEngine
+from addons.hosts.contract import HostFleet
 from appliance.core import Appliance
+from appliance.datakeys import DataKey
 from appliance.errors import Conflict, ValidationFailed
 from appliance.runs import Run
 
@@ -16,7 +17,7 @@ _LOGGER = logging.getLogger(__name__)
 FLEET_KEY = "fleet:update"
 
 
-def select_hosts(engine: HostEngine, groups: dict[str, list[str]], flt: dict[str, Any]) -> list[str]:
+def select_hosts(engine: HostFleet, groups: dict[str, list[str]], flt: dict[str, Any]) -> list[str]:
     """Host names matching the filter: any of tags, groups and hosts (all when none given), minus exclude."""
     tags, group_names = flt.get("tags") or [], flt.get("groups") or []
     names, exclude = flt.get("hosts") or [], flt.get("exclude") or []
@@ -49,7 +50,7 @@ def plan_waves(hosts: list[str], batch_size: int) -> list[list[str]]:
     return [hosts[i:i + batch_size] for i in range(0, len(hosts), batch_size)]
 
 
-def preview(engine: HostEngine, waves: list[list[str]]) -> list[list[dict[str, Any]]]:
+def preview(engine: HostFleet, waves: list[list[str]]) -> list[list[dict[str, Any]]]:
     """Each wave's hosts with their state, pending count and window, for the fleet form."""
     return [
         [{k: engine.describe(n)[k] for k in ("name", "label", "pending_count", "window", "window_text",
@@ -61,7 +62,7 @@ def preview(engine: HostEngine, waves: list[list[str]]) -> list[list[dict[str, A
 class FleetUpdater:
     """Runs fleet updates: one at a time, wave after wave."""
 
-    def __init__(self, app: Appliance, engine: HostEngine, conf: dict[str, Any]) -> None:
+    def __init__(self, app: Appliance, engine: HostFleet, conf: dict[str, Any]) -> None:
         """Bind the engine and the `updates:` config."""
         self.app = app
         self.engine = engine
@@ -134,3 +135,6 @@ class FleetUpdater:
             run.log(summary)
             self.app.runs.update(run, reason=summary)
         return run.status
+
+
+UPDATER_KEY: DataKey[FleetUpdater] = DataKey("updates")

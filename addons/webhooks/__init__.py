@@ -7,13 +7,14 @@ from typing import Any
 
 import voluptuous as vol
 
+from addons.repos.contract import REPOS
 from appliance import cv
 from appliance.core import Appliance
 from appliance.retention import PruneRule
 
 from . import views
 from .history import DeliveryLog
-from .receiver import BODY_LIMIT, Hook, WebhookReceiver
+from .receiver import BODY_LIMIT, RECEIVER_KEY, Hook, WebhookReceiver
 from .signatures import PROVIDERS, signing_key
 
 DOMAIN = "webhooks"
@@ -69,10 +70,10 @@ CONFIG_SCHEMA = vol.All(cv.ensure_list, [HOOK_SCHEMA], cv.unique_names("repo"), 
 
 async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     """Check each hook names a configured repo, open the delivery log and declare the routes."""
-    repos = app.data["repos"]
-    known = sorted(repos.repos)
+    repos = app.data[REPOS]
+    known = sorted(repos.names)
     missing = [f"webhooks[{i}].repo: no repo named '{item['repo']}' (repos: {', '.join(known) or 'none'})"
-               for i, item in enumerate(conf) if item["repo"] not in repos.repos]
+               for i, item in enumerate(conf) if item["repo"] not in repos.names]
     if missing:
         raise ValueError("; ".join(missing))
     placeholder = [f"webhooks[{i}].secret is the example config's placeholder: make a real one with "
@@ -91,7 +92,7 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     await log.async_load()
     app.retention.register(PruneRule("deliveries", "webhook_deliveries"))
     receiver = WebhookReceiver(app, hooks, log, repos)
-    app.data[DOMAIN] = receiver
+    app.data[RECEIVER_KEY] = receiver
     app.api.post(
         "/hooks/{repo}", receiver.async_handle, auth="public", kind="hook", body_limit=BODY_LIMIT,
         summary="Webhook receiver: verified by the provider's signature, answered at once", tags=["webhooks"],

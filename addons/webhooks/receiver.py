@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from appliance.core import Appliance
+from appliance.datakeys import DataKey
 from appliance.errors import (
     DockmasterError,
     NotFound,
@@ -20,10 +21,10 @@ from appliance.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from appliance.events import WebhookReceived
-from appliance.http.middlewares import client_ip
+from appliance.http.identity import client_ip
 
 from .debounce import SyncDebouncer
+from .events import WebhookReceived
 from .history import DeliveryLog, DeliveryRecord
 from .payloads import Delivery, PayloadError, clean, decode_body, delivery_id, event_header, parse
 from .signatures import SignatureError, verify
@@ -38,6 +39,7 @@ PROVIDER_NAMES = {
 _FORM_PROVIDERS = ("github", "gitea", "forgejo")  # they can send `payload=<json>` form bodies
 # Rejected requests come from anyone: record at most this many per repo a minute (the rest are counted).
 REJECT_RECORD_LIMIT = 60
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,9 @@ class _RejectBudget:
             return True, carried
         self._windows[repo] = (minute, recorded, dropped + 1)
         return False, carried
+
+
+RECEIVER_KEY: DataKey[WebhookReceiver] = DataKey("webhooks")
 
 
 class WebhookReceiver:

@@ -11,6 +11,8 @@ from appliance.core import Appliance
 from appliance.http.ui import render
 from appliance.keys import APPLIANCE_KEY
 
+from .receiver import RECEIVER_KEY
+
 if TYPE_CHECKING:
     from .receiver import WebhookReceiver
 
@@ -19,7 +21,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 async def async_overview(app: Appliance) -> list[dict[str, Any]]:
     """Per hook: the URL, provider, whether a secret is set (never the secret) and the last deliveries."""
-    receiver: WebhookReceiver = app.data["webhooks"]
+    receiver: WebhookReceiver = app.data[RECEIVER_KEY]
     result = []
     for name, hook in sorted(receiver.hooks.items()):
         try:

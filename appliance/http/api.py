@@ -12,7 +12,7 @@ from aiohttp import web
 from .. import __version__
 from ..errors import NotFound
 from ..keys import APPLIANCE_KEY, LIVE_KEY, QUERY_KEY
-from .middlewares import actor
+from .identity import actor
 from .openapi import build_openapi, docs_page
 from .routes import RouteTable
 

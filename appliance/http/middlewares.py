@@ -251,14 +251,3 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if upgrade and identity.session_id and not same_origin(request):
         raise Forbidden("cross-origin WebSocket refused")
     return await handler(request)
-
-
-def actor(request: web.Request) -> str:
-    """The audit name of the caller."""
-    identity: Identity | None = request.get(IDENTITY_KEY)
-    return identity.actor if identity else "anonymous"
-
-
-def client_ip(request: web.Request) -> str | None:
-    """The client address; `forwarded_middleware` has already applied X-Forwarded-For from trusted proxies."""
-    return request.remote

@@ -12,7 +12,8 @@ from aiohttp import web
 from ..auth import LoginThrottled, SignInBusy
 from ..errors import Forbidden, NotFound, TooManyRequests
 from ..keys import APPLIANCE_KEY, AUTH_KEY, BODY_KEY, IDENTITY_KEY, QUERY_KEY
-from .middlewares import actor, client_ip, cookie_name, is_https, same_origin
+from .identity import actor, client_ip
+from .middlewares import cookie_name, is_https, same_origin
 from .routes import RouteTable
 from .ui import render
 

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from addons.hosts.const import ENGINE_KEY as HOSTS_ENGINE
 from appliance.config import check_config
 from appliance.keys import APPLIANCE_KEY
 from tests.conftest import bearer, sign_in
@@ -98,14 +99,14 @@ async def test_hosts_inherit_hosts_defaults(make_client, tmp_path) -> None:
     assert (db["user"], db["port"], db["window"]) == ("admin", 2202, "nightly")  # its own port wins
     web = await (await client.get("/api/v1/hosts/web-1", headers=bearer("read"))).json()
     assert web["user"] == "dm"  # a host's own value wins
-    engine = client.app[APPLIANCE_KEY].data["hosts"]
+    engine = client.app[APPLIANCE_KEY].data[HOSTS_ENGINE]
     assert engine.conf["lab-1"]["become"] == "sudo" and str(engine.conf["lab-1"]["ssh_key"]) == str(key)
     assert engine.conf["lab-1"]["host_key_check"] == "strict"
 
 
 async def test_without_hosts_defaults_the_built_in_defaults_hold(make_client) -> None:
     client = await make_client(CONFIG)
-    engine = client.app[APPLIANCE_KEY].data["hosts"]
+    engine = client.app[APPLIANCE_KEY].data[HOSTS_ENGINE]
     conf = engine.conf["db-1"]
     assert (conf["user"], conf["become"], conf["host_key_check"]) == ("root", "none", "strict")
     assert conf["port"] == 2202 and conf.get("window") is None

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from addons.hosts.const import ENGINE_KEY as HOSTS_ENGINE
 from appliance.keys import APPLIANCE_KEY
 
 # Port 1 on loopback: were the update started, it would fail to connect at once.
@@ -16,7 +17,7 @@ CONFIG = {"hosts": [{"name": "w-1", "address": "127.0.0.1", "port": 1, "window":
 async def test_window_closing_while_waiting_for_a_slot_keeps_the_update_queued(make_client: Any) -> None:
     client = await make_client(CONFIG)
     app = client.server.app[APPLIANCE_KEY]
-    engine = app.data["hosts"]
+    engine = app.data[HOSTS_ENGINE]
     clock = {"now": datetime(2030, 1, 1, 2, 30, tzinfo=UTC)}
     engine.now = lambda: clock["now"]
     engine.window_poll = 0.05

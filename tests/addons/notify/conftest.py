@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from addons.notify.const import ENGINE_KEY as NOTIFY_ENGINE
 from appliance.core import Appliance
 from appliance.keys import APPLIANCE_KEY
 
@@ -109,7 +110,7 @@ async def stall_server() -> AsyncIterator[StallServer]:
 
 async def async_deliveries(app: Appliance, *, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
     """Poll the delivery records until at least `count` exist (or the timeout passes)."""
-    engine = app.data["notify"]
+    engine = app.data[NOTIFY_ENGINE]
     deadline = time.monotonic() + timeout
     while True:
         rows: list[dict[str, Any]] = await engine.log.async_recent(limit=500)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from appliance.events import DeployFailed
+from addons.stacks.events import DeployFailed
 from tests.addons.notify.conftest import NotifyApp, Receiver, async_deliveries
 from tests.conftest import bearer, sign_in
 

@@ -6,14 +6,8 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
-from appliance.events import (
-    DeployFailed,
-    DeploySucceeded,
-    DriftDetected,
-    RebootRequired,
-    RollbackSucceeded,
-    UpdatesAvailable,
-)
+from addons.hosts.events import RebootRequired, UpdatesAvailable
+from addons.stacks.events import DeployFailed, DeploySucceeded, DriftDetected, RollbackSucceeded
 from tests.addons.notify.conftest import NotifyApp, Receiver, StallServer, async_deliveries
 
 

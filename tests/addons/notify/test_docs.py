@@ -10,9 +10,9 @@ import voluptuous as vol
 import yaml
 
 from addons.notify import api, views
-from addons.notify.messages import CATALOGUE
 from addons.notify.schema import EVENT_GROUPS, TARGET_SCHEMA
 from appliance.http.routes import RouteTable
+from appliance.messages import catalogue
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "notifications.md"
 
@@ -25,7 +25,7 @@ def _schema_keys() -> list[str]:
 def test_every_key_group_event_and_route_is_documented() -> None:
     text = DOC.read_text()
     missing = [f"`{key}`" for key in _schema_keys() if f"`{key}`" not in text]
-    missing += [f"`{name}`" for name in [*EVENT_GROUPS, *CATALOGUE] if f"`{name}`" not in text]
+    missing += [f"`{name}`" for name in [*EVENT_GROUPS, *catalogue()] if f"`{name}`" not in text]
     routes = RouteTable()
     api.register(routes)
     views.register(routes)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from addons.hosts.events import RebootRequired, UpdatesAvailable
 from addons.notify.messages import Message, compose
 from addons.notify.schema import CONFIG_SCHEMA
 from addons.notify.targets import Target
-from appliance.events import DeployFailed, LowDisk, RebootRequired, UpdatesAvailable
+from addons.ops.events import LowDisk
+from addons.stacks.events import DeployFailed
 from tests.addons.notify.conftest import NotifyApp, StallServer, async_deliveries
 
 

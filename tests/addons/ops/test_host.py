@@ -8,6 +8,7 @@ import shutil
 import pytest
 from aiohttp import web
 
+from addons.ops.const import CONSOLE_KEY as OPS_CONSOLE
 from appliance.keys import APPLIANCE_KEY
 from tests.addons.ops.conftest import audit_rows, free_port
 from tests.conftest import bearer, sign_in
@@ -32,7 +33,7 @@ async def test_low_disk_fires_once_per_crossing(make_client) -> None:
     app = client.server.app[APPLIANCE_KEY]
     fired: list = []
     app.bus.async_listen("low_disk", fired.append)
-    console = app.data["ops.console"]
+    console = app.data[OPS_CONSOLE]
     await console.async_disk_tick()
     targets = sorted(e.target.split(":")[0] for e in fired)
     assert targets == ["data_dir", "docker_root"]

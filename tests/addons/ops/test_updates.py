@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from addons.ops.const import CONSOLE_KEY as OPS_CONSOLE
 from appliance.keys import APPLIANCE_KEY
 from tests.addons.ops.conftest import TICKER, audit_rows, build_image, unique
 from tests.conftest import bearer
@@ -149,7 +150,7 @@ async def test_auto_update_runs_only_inside_the_window(
     # A read-scope check reports the update but never recreates anything.
     assert (await _check(client, stack))["update_available"] is True
     assert await app.runs.list(kind="operation", target=f"stack_update:{stack}") == []
-    await app.data["ops.console"].async_image_tick()  # the scheduled check queues the update
+    await app.data[OPS_CONSOLE].async_image_tick()  # the scheduled check queues the update
     runs = await app.runs.list(kind="operation", target=f"stack_update:{stack}")
     assert len(runs) == 1 and runs[0]["actor"] == "system:ops:auto-update"
     if window_open:
@@ -164,5 +165,38 @@ async def test_auto_update_runs_only_inside_the_window(
     await asyncio.sleep(0.5)
     assert _running_image(docker_client, stack) == old_id
     # A second check does not queue a second update for the same stack.
-    await app.data["ops.console"].async_image_tick()
+    await app.data[OPS_CONSOLE].async_image_tick()
     assert len(await app.runs.list(kind="operation", target=f"stack_update:{stack}")) == 1
+
+
+async def test_a_stacks_own_window_holds_back_its_image_update(
+    make_client, docker_client, busybox_image, image_ref, compose_stack, tmp_path: Path
+) -> None:
+    from tests.support.git import GitRemote
+
+    ref = image_ref
+    stack = unique("dmops-own")
+    build_image(docker_client, busybox_image, ref, "v1")
+    _push(docker_client, ref)
+    compose_stack(stack, ref)
+    old_id = _running_image(docker_client, stack)
+    build_image(docker_client, busybox_image, ref, "v2")
+    _push(docker_client, ref)
+    remote = GitRemote(tmp_path / "git")
+    remote.commit({"stacks/own/compose.yaml": f"services:\n  web:\n    image: {ref}\n"}, "The stack")
+    # No update window for ops as a whole: only the stack's own `window:` can hold the update back.
+    client = await make_client({
+        "windows": {"dmops-closed": {"cron": "0 0 1 1 *", "duration": "1h"}},
+        "repos": [{"name": "infra", "url": str(remote.bare)}],
+        "stacks": [{"name": stack, "repo": "infra", "path": "stacks/own", "window": "dmops-closed",
+                    "auto_deploy": False}],
+        "ops": {"image_check": "0 0 1 1 *", "disk_check": "0 0 1 1 *", "auto_update": True},
+    })
+    app = client.server.app[APPLIANCE_KEY]
+    await app.data[OPS_CONSOLE].async_image_tick()
+    runs = await app.runs.list(kind="operation", target=f"stack_update:{stack}")
+    assert len(runs) == 1
+    assert runs[0]["status"] == "queued"
+    assert runs[0]["reason"].startswith("waiting for window dmops-closed at "), runs[0]["reason"]
+    await asyncio.sleep(0.5)
+    assert _running_image(docker_client, stack) == old_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from tests.conftest import bearer, sign_in
 
 from .conftest import GitRemote, repo_entry, settled
@@ -60,7 +61,7 @@ async def test_ui_page_and_sync_now_button(make_repos_app: Any, remote: GitRemot
     await settled(app)
     run = await app.runs.get(run_id)
     assert run["trigger"] == "manual" and run["reason"].startswith("manual sync by admin found 1 new commit")
-    assert app.data["repos"].get("infra").head == new
+    assert app.data[REPOS_MANAGER].get("infra").head == new
     # The fetch-based path used by scripts in the page works with the CSRF header too.
     resp = await client.post("/api/v1/repos/infra/sync", json={}, headers={"X-CSRF-Token": csrf})
     assert resp.status == 202
@@ -69,5 +70,6 @@ async def test_ui_page_and_sync_now_button(make_repos_app: Any, remote: GitRemot
 async def test_sync_service(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
     new = remote.commit({"d": "1\n"}, "Service")
-    result = await app.services["repos.sync"]("infra", trigger="api", reason="one-shot sync")
+    result = await app.services.async_call("repos.sync", {"name": "infra", "reason": "one-shot sync", "wait": True},
+                                           actor="test", trigger="api")
     assert result.revision == new and result.changed and result.error is None

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from appliance.keys import APPLIANCE_KEY
 from tests.conftest import bearer
 
@@ -43,13 +44,13 @@ async def test_token_from_secret_reaches_only_the_server(
     app = client.app[APPLIANCE_KEY]
     runs = await settled(app)
     assert runs[-1]["status"] == "succeeded", runs
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     assert repo.head == remote.head
     # The server demanded the token and got it.
     assert any(r.get("Authorization") == https_server.expected for r in https_server.requests)
 
     new = remote.commit({"stacks/a/compose.yaml": "a\n"}, "Over https")
-    result = await app.data["repos"].async_sync("infra", trigger="manual", reason="manual")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="manual")
     assert result.error is None and result.revision == new
 
     answer = await (await client.get("/api/v1/repos", headers=bearer("read"))).text()
@@ -77,7 +78,7 @@ async def test_token_inside_the_url_is_stripped(
     assert runs[-1]["status"] == "succeeded", runs
     listed = (await (await client.get("/api/v1/repos", headers=bearer("read"))).json())["repos"][0]
     assert listed["url"] == clean and listed["auth"] == "https-token"
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     await client.close()
     assert HTTPS_TOKEN not in (repo.path / ".git" / "config").read_text()
     assert _files_holding_secret(app.data_dir) == []
@@ -90,7 +91,7 @@ async def test_wrong_token_fails_in_words_and_keeps_head(
     client = await make_client(_config(url), secrets={"git_token": HTTPS_TOKEN})
     app = client.app[APPLIANCE_KEY]
     await settled(app)
-    head = app.data["repos"].get("infra").head
+    head = app.data[REPOS_MANAGER].get("infra").head
     assert head == remote.head
     await client.close()
 
@@ -101,7 +102,7 @@ async def test_wrong_token_fails_in_words_and_keeps_head(
     failed = runs[-1]
     assert failed["status"] == "failed" and failed["trigger"] == "startup"
     assert failed["error"] == f"authentication failed for {url}: the token or credentials were rejected"
-    assert app.data["repos"].get("infra").head == head
+    assert app.data[REPOS_MANAGER].get("infra").head == head
     assert https_server.denied >= 1
     run = await app.runs.get(failed["id"])
     assert "wrong-token-value" not in run["log"]

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from addons.repos.clone import PACK_LIMIT, git_process_in
-from appliance.events import RepoSynced
+from addons.repos.events import RepoSynced
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from tests.conftest import bearer
 
 from .conftest import GitRemote, git, repo_entry, settled
@@ -22,11 +23,11 @@ from .conftest import GitRemote, git, repo_entry, settled
 
 async def test_stale_index_lock_is_removed(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     (repo.path / ".git" / "index.lock").write_text("")
     (repo.path / ".git" / "refs" / "remotes" / "origin" / "main.lock").write_text("")
     new = remote.commit({"a": "1\n"}, "After a crash")
-    result = await app.data["repos"].async_sync("infra", trigger="manual", reason="manual sync by admin")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="manual sync by admin")
     run = await app.runs.get(result.run_id)
     assert result.error is None and repo.head == new, run
     assert "removed a stale .git/index.lock" in run["log"]
@@ -36,7 +37,7 @@ async def test_stale_index_lock_is_removed(make_repos_app: Any, remote: GitRemot
 
 async def test_lock_held_by_a_live_git_process_is_kept(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     before = repo.head
     lock = repo.path / ".git" / "index.lock"
     lock.write_text("")
@@ -45,23 +46,23 @@ async def test_lock_held_by_a_live_git_process_is_kept(make_repos_app: Any, remo
                               stdout=subprocess.DEVNULL)
     try:
         remote.commit({"b": "1\n"}, "While busy")
-        result = await app.data["repos"].async_sync("infra", trigger="manual", reason="manual")
+        result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="manual")
         assert result.error == ".git/index.lock is held by a running git process; the sync will be retried later"
         assert repo.head == before and lock.exists()
     finally:
         holder.communicate(b"")
-    result = await app.data["repos"].async_sync("infra", trigger="manual", reason="manual")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="manual")
     assert result.error is None and repo.head == remote.head
 
 
 async def test_half_done_clone_is_removed_and_cloned_again(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     # An interrupted clone: a repository with objects but no valid HEAD.
     shutil.rmtree(repo.path)
     git(repo.path.parent, "init", "-q", str(repo.path))
     (repo.path / "stray-file").write_text("partial\n")
-    result = await app.data["repos"].async_sync("infra", trigger="manual", reason="manual")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="manual")
     run = await app.runs.get(result.run_id)
     assert result.error is None, run
     assert "removed a half-done clone (no valid HEAD); cloning again" in run["log"]
@@ -72,7 +73,7 @@ async def test_half_done_clone_is_removed_and_cloned_again(make_repos_app: Any, 
     shutil.rmtree(repo.path)
     repo.path.mkdir()
     (repo.path / "junk").write_text("x")
-    result = await app.data["repos"].async_sync("infra", trigger="manual", reason="manual")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="manual")
     assert result.error is None and (repo.path / "README.md").exists()
 
 
@@ -81,14 +82,14 @@ async def test_unreachable_remote_fails_with_cause_and_keeps_head(
 ) -> None:
     url = git_daemon.url_for(remote.bare)
     _client, app = await make_repos_app([repo_entry(url)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     assert repo.head == remote.head
     before = repo.head
     events: list[RepoSynced] = []
     app.bus.async_listen(RepoSynced, events.append)
     git_daemon.stop()
     remote.commit({"c": "1\n"}, "Not fetched")
-    result = await app.data["repos"].async_sync("infra", trigger="poll", reason="poll")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="poll")
     run = await app.runs.get(result.run_id)
     assert run["status"] == "failed"
     assert run["error"] == f"remote unreachable: {url} (connection refused)"
@@ -103,10 +104,10 @@ async def test_unreachable_remote_fails_with_cause_and_keeps_head(
 
 async def test_deleted_branch_fails_and_keeps_head(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     before = repo.head
     git(remote.bare, "update-ref", "-d", "refs/heads/main")
-    result = await app.data["repos"].async_sync("infra", trigger="poll", reason="poll")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="poll")
     assert result.error == f"branch 'main' does not exist on the remote {remote.bare} (deleted or renamed?)"
     assert repo.head == before and (repo.path / "README.md").exists()
 
@@ -116,18 +117,18 @@ async def test_missing_local_repo_fails_in_words(make_repos_app: Any, tmp_path: 
     runs = await settled(app)
     assert runs[0]["status"] == "failed"
     assert runs[0]["error"] == f"no git repository at {tmp_path / 'nowhere.git'}"
-    assert app.data["repos"].get("infra").head is None
+    assert app.data[REPOS_MANAGER].get("infra").head is None
 
 
 async def test_pack_count_stays_bounded(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     # Keep every fetched pack as it arrives (as large fetches do), the worst case for pack count.
     git(repo.path, "config", "fetch.unpackLimit", "1")
     counts = []
     for i in range(PACK_LIMIT + 6):
         remote.commit({f"n{i}": f"{i}\n"}, f"Commit {i}")
-        result = await app.data["repos"].async_sync("infra", trigger="poll", reason="poll")
+        result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="poll")
         assert result.error is None
         counts.append(repo.clone.pack_count())
     assert max(counts) <= PACK_LIMIT + 1
@@ -151,13 +152,13 @@ async def test_disk_full_fails_in_words_and_keeps_the_clone(
     small_repos_disk: Path, make_repos_app: Any, remote: GitRemote
 ) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     before = repo.head
     assert before == remote.head
     (remote.work / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))  # incompressible, over the disk size
     git(remote.work, "add", "big.bin")
     remote.commit({}, "Add a large file")
-    result = await app.data["repos"].async_sync("infra", trigger="poll", reason="poll")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="poll")
     assert result.error == "cannot fetch: the disk is full (no space left on device)"
     assert repo.head == before
     assert git(repo.path, "rev-parse", "HEAD") == before  # the clone is still there, at the old revision
@@ -182,4 +183,4 @@ async def test_hung_remote_is_killed_after_fetch_timeout(make_repos_app: Any) ->
         await server.wait_closed()
     assert runs[-1]["status"] == "failed"
     assert runs[-1]["error"] == f"fetch timed out after 2s (remote {url} too slow or not answering)"
-    assert git_process_in(app.data["repos"].get("infra").path) is False  # the hung git was killed
+    assert git_process_in(app.data[REPOS_MANAGER].get("infra").path) is False  # the hung git was killed

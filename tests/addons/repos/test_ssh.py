@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from tests.conftest import bearer, sign_in
 
 from .conftest import GitRemote, repo_entry, settled
@@ -24,7 +25,7 @@ async def test_unknown_host_key_is_refused(make_repos_app: Any, remote: GitRemot
         f"host key verification failed for {url}: the server's key is not in {ssh_server.known_hosts} "
         "or has changed (add it with ssh-keyscan after checking its fingerprint)"
     )
-    assert app.data["repos"].get("infra").head is None
+    assert app.data[REPOS_MANAGER].get("infra").head is None
     assert ssh_server.commands == []  # nothing was run on a server we do not trust
     # Nothing was added to known_hosts behind the user's back.
     assert ssh_server.known_hosts.read_text() == ""
@@ -37,10 +38,10 @@ async def test_known_host_and_deploy_key_clone(make_repos_app: Any, remote: GitR
     _client, app = await make_repos_app([entry])
     runs = await settled(app)
     assert runs[-1]["status"] == "succeeded", runs
-    assert app.data["repos"].get("infra").head == remote.head
+    assert app.data[REPOS_MANAGER].get("infra").head == remote.head
     assert ssh_server.commands and ssh_server.commands[0].startswith("git-upload-pack")
     new = remote.commit({"x": "1\n"}, "Over ssh")
-    result = await app.data["repos"].async_sync("infra", trigger="poll", reason="poll")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="poll")
     assert result.error is None and result.revision == new
 
 
@@ -108,7 +109,7 @@ async def test_generated_deploy_key_shown_trusted_then_cloned(
 
     # The forge has the key now: the next sync clones over ssh with it.
     await ssh_server.async_authorize(public)
-    result = await app.data["repos"].async_sync("infra", trigger="manual", reason="after adding the key")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="after adding the key")
     assert result.error is None and result.revision == remote.head
     # A restart keeps the same key.
     await client.close()

@@ -6,7 +6,8 @@ import asyncio
 import threading
 from typing import Any
 
-from appliance.events import RepoSynced
+from addons.repos.events import RepoSynced
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 
 from .conftest import GitRemote, git, repo_entry, settled, sync_runs, wait_for
 
@@ -18,7 +19,7 @@ async def test_startup_clones_the_tracked_branch(make_repos_app: Any, remote: Gi
     assert [(r["trigger"], r["status"]) for r in runs] == [("startup", "succeeded")]
     assert runs[0]["reason"] == f"startup: cloned main at {first[:7]} Add traefik"
     assert runs[0]["details"]["revision"] == first
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     assert repo.head == first
     assert (repo.path / "stacks" / "traefik" / "compose.yaml").read_text() == "services: {}\n"
     assert repo.path == app.data_dir / "repos" / "infra"
@@ -29,7 +30,7 @@ async def test_startup_clones_the_tracked_branch(make_repos_app: Any, remote: Gi
 
 async def test_fetch_reports_new_commits_and_fires_repo_synced(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    manager = app.data["repos"]
+    manager = app.data[REPOS_MANAGER]
     before = manager.get("infra").head
     events: list[RepoSynced] = []
     app.bus.async_listen(RepoSynced, events.append)
@@ -64,24 +65,24 @@ async def test_fetch_reports_new_commits_and_fires_repo_synced(make_repos_app: A
 async def test_deleted_files_count_as_changed(make_repos_app: Any, remote: GitRemote) -> None:
     remote.commit({"stacks/a/compose.yaml": "a\n", "stacks/a/old.env": "X=1\n"}, "Add a")
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     before = repo.head
     new = remote.commit({"stacks/a/old.env": None}, "Drop old env")
-    await app.data["repos"].async_sync("infra", trigger="manual", reason="manual sync by admin")
+    await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="manual sync by admin")
     assert await repo.async_changed_paths(before, new) == ["stacks/a/old.env"]
 
 
 async def test_status_survives_a_restart(make_repos_app: Any, remote: GitRemote, make_client: Any) -> None:
     client, app = await make_repos_app([repo_entry(remote.bare)])
-    head = app.data["repos"].get("infra").head
+    head = app.data[REPOS_MANAGER].get("infra").head
     await client.close()
     stored = remote.commit({"x": "1\n"}, "Later commit")
 
     _client2, app2 = await make_repos_app([repo_entry(remote.bare)], wait=False)
     # Before the startup sync ends, the stored revision is already known.
-    assert app2.data["repos"].get("infra").head in (head, stored)
+    assert app2.data[REPOS_MANAGER].get("infra").head in (head, stored)
     await settled(app2)
-    repo = app2.data["repos"].get("infra")
+    repo = app2.data[REPOS_MANAGER].get("infra")
     assert repo.head == stored
     runs = await sync_runs(app2)
     assert runs[-1]["reason"] == f"startup found 1 new commit: {stored[:7]} Later commit"
@@ -89,7 +90,7 @@ async def test_status_survives_a_restart(make_repos_app: Any, remote: GitRemote,
 
 async def test_ten_triggers_during_a_fetch_make_two_fetches(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    manager = app.data["repos"]
+    manager = app.data[REPOS_MANAGER]
     repo = manager.get("infra")
     fetches = 0
     gate = threading.Event()
@@ -130,7 +131,7 @@ async def test_poll_job_shares_the_sync_key(make_repos_app: Any, remote: GitRemo
     run = await app.runs.get(result.run_id)
     assert run["trigger"] == "poll" and run["reason"] == f"poll found 1 new commit: {new[:7]} Polled"
     # A poll arriving while a webhook's run waits joins that run instead of making another.
-    manager = app.data["repos"]
+    manager = app.data[REPOS_MANAGER]
     gate, entered = threading.Event(), threading.Event()
     original = manager.get("infra").clone.sync
 
@@ -157,13 +158,13 @@ async def test_relative_local_path_is_read_from_the_config_folder(
 ) -> None:
     relative = "./" + str(remote.bare.relative_to(tmp_path))
     _client, app = await make_repos_app([repo_entry(relative, poll="*/2 * * * *", fetch_timeout="60s")])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
     assert repo.url == str(remote.bare) and repo.head == remote.head
 
 
 async def test_concurrent_requests_share_one_queued_run(make_repos_app: Any, remote: GitRemote) -> None:
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    manager = app.data["repos"]
+    manager = app.data[REPOS_MANAGER]
     newest = remote.commit({"stacks/a/compose.yaml": "a\n"}, "Add a")
     # Requests racing each other (pushes, a UI click, a poll) while no run is queued yet.
     results = await asyncio.wait_for(asyncio.gather(

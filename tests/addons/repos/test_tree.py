@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from addons.repos import tree
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from addons.repos.tree import extract_checked
 from appliance.errors import NotFound, ValidationFailed
 
@@ -35,7 +36,7 @@ async def synced(make_repos_app: Any, remote: GitRemote) -> Any:
     script.chmod(0o755)
     remote.commit({"stacks/a/run.sh": script.read_text()}, "Script")
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    return app.data["repos"].get("infra")
+    return app.data[REPOS_MANAGER].get("infra")
 
 
 async def test_export_writes_the_subtree(synced: Any, tmp_path: Path) -> None:
@@ -61,7 +62,7 @@ async def test_export_refuses_paths_leaving_the_repo(synced: Any, tmp_path: Path
 
 
 async def test_export_refuses_symlinks_leading_out(synced: Any, remote: GitRemote, tmp_path: Path) -> None:
-    repos = synced.app.data["repos"]
+    repos = synced.app.data[REPOS_MANAGER]
     remote.symlink("stacks/escape", "../../..", "Link out of the repo")
     remote.symlink("stacks/c/passwd", "/etc/passwd", "Absolute link")
     remote.symlink("stacks/d/up", "../../../outside", "Relative link out")
@@ -124,7 +125,7 @@ async def test_export_failing_mid_stream_does_not_hang(
     remote.commit({"stacks/big/compose.yaml": "services: {}\n",
                    **{f"stacks/big/data{i}.txt": os.urandom(256 * 1024).hex() for i in range(4)}}, "Big stack")
     _client, app = await make_repos_app([repo_entry(remote.bare)])
-    repo = app.data["repos"].get("infra")
+    repo = app.data[REPOS_MANAGER].get("infra")
 
     def disk_full(self: Any, *args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -15,6 +15,8 @@ import docker
 import pytest
 from aiohttp.test_utils import TestClient
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
+from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from appliance.core import Appliance
 from appliance.keys import APPLIANCE_KEY
 from tests.support.git import GIT_ENV, GitRemote, git  # noqa: F401 - shared with the tests here
@@ -80,7 +82,7 @@ async def wait_idle(app: Appliance, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     quiet = 0
     while time.monotonic() < deadline:
-        busy = any(app.scheduler.busy(f"stack:{name}") for name in app.data["stacks"].engine.specs())
+        busy = any(app.scheduler.busy(f"stack:{name}") for name in app.data[STACKS_SERVICE].engine.specs())
         if app.runs.active or busy or app.bus._tasks:
             quiet = 0
         else:
@@ -93,7 +95,7 @@ async def wait_idle(app: Appliance, timeout: float = 60.0) -> None:
 
 async def sync(app: Appliance, repo: str = "infra") -> None:
     """Fetch the repo now (fires RepoSynced) and wait for every resulting run."""
-    await app.data["repos"].async_sync(repo, trigger="manual", reason="test sync")
+    await app.data[REPOS_MANAGER].async_sync(repo, trigger="manual", reason="test sync")
     await wait_idle(app)
 
 

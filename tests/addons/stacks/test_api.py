@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from tests.conftest import bearer, sign_in
 
 from .conftest import GitRemote, StackApp, container_ids, httpd_compose, served, sync, wait_idle
@@ -66,7 +67,7 @@ async def test_api_and_ui_deploy_dry_run_toggle_and_rollback(
     assert match
     await wait_idle(app)
     assert served(docker_client, f"dm-{name}") == "api-v1"
-    state = app.data["stacks"].engine.states.get(name)
+    state = app.data[STACKS_SERVICE].engine.states.get(name)
     assert state.deployed_revision == v1 and v2 in state.bad
     audit = await app.store.fetchall("SELECT actor, action FROM audit WHERE target = ?", (name,))
     assert {("token:t-deploy", "stack.auto_deploy"), ("token:t-deploy", "stack.deploy"),

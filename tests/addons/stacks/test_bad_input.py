@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
+
 from .conftest import GitRemote, StackApp, container_ids, served, sync
 
 pytestmark = pytest.mark.docker
@@ -79,4 +81,4 @@ async def test_a_revision_that_failed_for_a_missing_value_deploys_once_the_value
     last = (await app.runs.list(target=name, limit=1))[0]
     assert (last["status"], last["details"]["revision"], last["trigger"]) == ("succeeded", sha, "startup"), last
     assert served(docker_client, f"dm-{name}") == "hello-now"
-    assert sha not in app.data["stacks"].engine.states.get(name).bad
+    assert sha not in app.data[STACKS_SERVICE].engine.states.get(name).bad

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
+from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
+
 from .conftest import GitRemote, StackApp, container_ids, httpd_compose, served, sync, wait_idle
 
 pytestmark = pytest.mark.docker
@@ -30,7 +33,7 @@ async def test_commit_touching_one_stack_recreates_only_its_containers(
     _, app = await stacks_app([_stack(n, f) for f, n in names.items()])
     before = {f: container_ids(docker_client, f"dm-{n}") for f, n in names.items()}
     assert all(before.values()), before
-    compose_calls = app.data["stacks"].engine.compose.stats.calls
+    compose_calls = app.data[STACKS_SERVICE].engine.compose.stats.calls
 
     sha = remote.commit({"stacks/beta/compose.yaml": httpd_compose(busybox_image, "beta-v2")}, "Update beta")
     await sync(app)
@@ -41,7 +44,7 @@ async def test_commit_touching_one_stack_recreates_only_its_containers(
     assert after["beta"]["web"] != before["beta"]["web"]
     assert served(docker_client, f"dm-{names['beta']}") == "beta-v2"
     # Only beta ran compose (config + up): the untouched stacks cost nothing.
-    assert app.data["stacks"].engine.compose.stats.calls - compose_calls == 2
+    assert app.data[STACKS_SERVICE].engine.compose.stats.calls - compose_calls == 2
     beta_runs = await _runs(app, names["beta"])
     assert beta_runs[-1]["status"] == "succeeded"
     assert beta_runs[-1]["reason"] == f"commit {sha[:7]} changed stacks/beta/compose.yaml"
@@ -74,7 +77,7 @@ async def test_unhealthy_commit_is_rolled_back_and_not_retried(
     assert rollback["kind"] == "rollback" and rollback["status"] == "succeeded"
     assert rollback["reason"].startswith(f"deploy of {bad[:7]} failed (service web is unhealthy")
     assert f"restoring last good revision {good[:7]}" in rollback["reason"]
-    state = app.data["stacks"].engine.states.get(name)
+    state = app.data[STACKS_SERVICE].engine.states.get(name)
     assert state.deployed_revision == good and bad in state.bad
     events = {row["type"] for row in await app.store.fetchall("SELECT type FROM events")}
     assert {"deploy_failed", "rollback_succeeded", "deploy_started", "deploy_succeeded"} <= events
@@ -87,7 +90,7 @@ async def test_unhealthy_commit_is_rolled_back_and_not_retried(
     fixed = remote.commit({"stacks/web/compose.yaml": httpd_compose(busybox_image, "fixed-v3")}, "Fix web")
     await sync(app)
     assert served(docker_client, f"dm-{name}") == "fixed-v3"
-    assert app.data["stacks"].engine.states.get(name).deployed_revision == fixed
+    assert app.data[STACKS_SERVICE].engine.states.get(name).deployed_revision == fixed
 
 
 async def test_ten_triggers_during_a_deploy_make_two_deploys(
@@ -97,7 +100,7 @@ async def test_ten_triggers_during_a_deploy_make_two_deploys(
     remote.commit({"stacks/co/compose.yaml": httpd_compose(busybox_image, "c0")}, "c0")
     _, app = await stacks_app([_stack(name, "co")])
     first = len(await _runs(app, name))
-    repos = app.data["repos"]
+    repos = app.data[REPOS_MANAGER]
     shas = []
     for index in range(1, 11):
         shas.append(remote.commit({"stacks/co/compose.yaml": httpd_compose(busybox_image, f"c{index}")},
@@ -121,7 +124,7 @@ async def test_unreachable_remote_leaves_stacks_untouched(
     before = container_ids(docker_client, f"dm-{name}")
     remote.commit({"stacks/off/compose.yaml": httpd_compose(busybox_image, "v2")}, "v2")
     remote.bare.rename(remote.bare.with_name("moved.git"))
-    result = await app.data["repos"].async_sync("infra", trigger="poll", reason="poll")
+    result = await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="poll")
     await wait_idle(app)
     assert result.error
     sync_run = await app.runs.get(result.run_id)
@@ -136,7 +139,7 @@ async def test_drift_seen_while_a_deploy_starts_is_not_healed(
 ) -> None:
     name = f"dr-{suffix}"
     _, app = await stacks_app([_stack(name, "dr", auto_deploy=False)])
-    engine = app.data["stacks"].engine
+    engine = app.data[STACKS_SERVICE].engine
     state = engine.states.get(name)
     state.deployed_revision, state.project, state.config_hashes = "a" * 40, f"dm-{name}", {"web": "x"}
     state.health = "healthy"
@@ -148,7 +151,7 @@ async def test_drift_seen_while_a_deploy_starts_is_not_healed(
         return []  # the deploy removed the old container meanwhile
 
     monkeypatch.setattr("addons.stacks.drift.list_project", slow_listing)
-    check = asyncio.create_task(app.data["stacks"].drift.async_check(name))
+    check = asyncio.create_task(app.data[STACKS_SERVICE].drift.async_check(name))
     await asyncio.sleep(0.1)
     deploying = asyncio.Event()
     app.scheduler.submit(f"stack:{name}", deploying.wait)  # a deploy starts while drift lists containers
@@ -169,7 +172,7 @@ async def test_rollback_cut_short_by_a_crash_runs_at_the_next_start(
     bad = remote.commit({"stacks/rs/compose.yaml": httpd_compose(busybox_image, "bad-v2", healthy=False)}, "Bad")
     # What a kill -9 between a failed deploy and its rollback leaves: the bad revision recorded as
     # running and unhealthy, and marked bad (so no automatic deploy would ever touch it again).
-    engine = app.data["stacks"].engine
+    engine = app.data[STACKS_SERVICE].engine
     state = engine.states.get(name)
     await engine.states.async_mark_bad(state, bad, inputs_hash=None, run_id=None, error="unhealthy")
     state.deployed_revision, state.health = bad, "unhealthy"
@@ -181,7 +184,7 @@ async def test_rollback_cut_short_by_a_crash_runs_at_the_next_start(
     last = (await _runs(app, name))[-1]
     assert (last["kind"], last["status"], last["trigger"]) == ("rollback", "succeeded", "startup"), last
     assert f"restoring last good revision {good[:7]}" in last["reason"]
-    state = app.data["stacks"].engine.states.get(name)
+    state = app.data[STACKS_SERVICE].engine.states.get(name)
     assert (state.deployed_revision, state.health) == (good, "healthy")
     assert served(docker_client, f"dm-{name}") == "good-v1"
 
@@ -212,11 +215,11 @@ async def test_deploy_waiting_for_a_slot_never_starts_after_its_window_closed(
     stacks = [_stack(name, "win", window="nightly", auto_deploy=False), {"settings": {"max_parallel": 1}}]
     _, app = await stacks_app(stacks, windows={"nightly": {"cron": "0 2 * * *", "duration": "1h"}})
     app.windows["nightly"] = window
-    engine = app.data["stacks"].engine
+    engine = app.data[STACKS_SERVICE].engine
     calls = engine.compose.stats.calls
 
     async with engine._parallel:  # the only slot is busy with another stack's deploy
-        run_id = await app.data["stacks"].async_deploy(name=name, actor="tester")
+        run_id = await app.data[STACKS_SERVICE].async_deploy(name=name, actor="tester")
         await asyncio.sleep(0.2)
         window.open = False  # the window closes meanwhile
     await asyncio.sleep(0.3)

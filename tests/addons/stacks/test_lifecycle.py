@@ -10,6 +10,7 @@ from typing import Any
 import docker
 import pytest
 
+from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from tests.conftest import bearer, sign_in
 
 from .conftest import GitRemote, StackApp, container_ids, sync, wait_idle
@@ -69,7 +70,7 @@ async def test_stop_start_restart_and_down_keep_data_and_volumes(
     summary = await (await client.get(f"/api/v1/stacks/{name}", headers=bearer("read"))).json()
     assert summary["desired"] == "stopped" and summary["health"] == "stopped"
     # Stopped by a person: neither drift healing nor a new commit starts it behind their back.
-    assert await app.data["stacks"].drift.async_check(name) == []
+    assert await app.data[STACKS_SERVICE].drift.async_check(name) == []
     remote.commit({"stacks/life/compose.yaml": _with_volume(busybox_image, "v2")}, "A commit while stopped")
     await sync(app)
     assert _states(docker_client, project) == ["exited"]
@@ -93,7 +94,7 @@ async def test_stop_start_restart_and_down_keep_data_and_volumes(
     assert [row["action"] for row in audit] == ["stack.stop", "stack.start", "stack.restart", "stack.down"]
 
     # A deploy by hand brings it back, at the newest commit.
-    await app.data["stacks"].async_deploy(name=name, actor="admin", wait=True)
+    await app.data[STACKS_SERVICE].async_deploy(name=name, actor="admin", wait=True)
     assert _states(docker_client, project) == ["running"]
     assert (work / "data" / "log").read_text().split()[-1] == "v2"
     _remove_volume(docker_client, project, app)

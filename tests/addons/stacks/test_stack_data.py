@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from addons.stacks.workdir import MANIFEST, TRACKED
 
 from .conftest import GitRemote, StackApp, container_ids, sync
@@ -67,7 +68,7 @@ async def test_data_survives_ten_redeploys_a_rollback_and_a_restart(
     assert len(snapshots) <= 3  # keep_snapshots plus the running one: pruning ran, and the data stayed
     assert all(not (s / "data").exists() for s in snapshots)  # snapshots hold tracked files only
 
-    run_id = await app.data["stacks"].async_rollback(name=name, actor="admin", wait=True)
+    run_id = await app.data[STACKS_SERVICE].async_rollback(name=name, actor="admin", wait=True)
     assert (await app.runs.get(run_id))["status"] == "succeeded"
     assert _bind_source(docker_client, project) == str(work / "data")
 
@@ -166,7 +167,7 @@ async def test_an_install_from_before_working_folders_keeps_its_data(
                    "stacks/legacy/conf/app.ini": "a=1\n"}, "Stack")
     client, app = await stacks_app([_stack(name, "legacy")])
     base = app.data_dir / "stacks" / name
-    state = app.data["stacks"].engine.states.get(name)
+    state = app.data[STACKS_SERVICE].engine.states.get(name)
     snapshot = Path(state.snapshot)
     await client.close()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from addons.hosts.const import ENGINE_KEY as HOSTS_ENGINE
 from appliance.keys import APPLIANCE_KEY
 from tests.conftest import bearer
 from tests.support.hosts.fixtures import host_state, wait_run, wait_state
@@ -50,7 +51,7 @@ async def test_apply_waits_for_window(make_client, host_fleet, tmp_path: Path) -
     client = await make_client({
         "hosts": [conf], "updates": {}, "windows": {"nightly": {"cron": "0 2 * * *", "duration": "1h"}},
     })
-    engine = client.app[APPLIANCE_KEY].data["hosts"]
+    engine = client.app[APPLIANCE_KEY].data[HOSTS_ENGINE]
     clock = {"now": datetime(2030, 1, 1, 1, 59, 30, tzinfo=UTC)}
     engine.now = lambda: clock["now"]
     engine.window_poll = 0.1

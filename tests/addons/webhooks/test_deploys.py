@@ -11,6 +11,7 @@ from typing import Any
 import docker
 import pytest
 
+from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from appliance.keys import APPLIANCE_KEY
 from tests.addons.stacks.conftest import httpd_compose, served, wait_idle
 
@@ -81,7 +82,7 @@ async def test_replays_and_bursts_bound_the_deploys(
         await asyncio.sleep(max(0.0, started + 0.035 * (index + 1) - loop.time()))
     assert loop.time() - started < 2.0
     await wait_idle(app, timeout=120)
-    engine = app.data["stacks"].engine
+    engine = app.data[STACKS_SERVICE].engine
     for folder, name in stack_names.items():
         new = (await _deploys(app, name))[before[name]:]
         assert 1 <= len(new) <= 2, new

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from appliance.keys import APPLIANCE_KEY
 
 from .conftest import (
@@ -49,7 +50,7 @@ async def test_push_to_tracked_branch_syncs_the_pushed_commit(make_client: Any, 
     assert (run["kind"], run["trigger"], run["status"]) == ("sync", "webhook", "succeeded")
     assert run["details"]["revision"] == sha
     assert sha[:7] in run["reason"] or "push to main" in run["reason"]
-    assert app.data["repos"].get("infra").head == sha
+    assert app.data[REPOS_MANAGER].get("infra").head == sha
     await app.store.flush()
     [audit] = await app.store.fetchall("SELECT * FROM audit WHERE action = 'webhook'")
     details = json.loads(audit["details"])
@@ -200,7 +201,7 @@ async def test_burst_folds_into_at_most_two_syncs_at_the_newest_revision(make_cl
     assert len(syncs) == 2
     assert syncs[0]["details"]["revision"] in shas  # the leading sync: whatever was newest when it fetched
     assert syncs[-1]["details"]["revision"] == shas[-1]
-    assert app.data["repos"].get("infra").head == shas[-1]
+    assert app.data[REPOS_MANAGER].get("infra").head == shas[-1]
     fold = await app.runs.get(answers[-1]["run_id"])
     assert fold is not None and fold["kind"] == "webhook" and fold["status"] == "succeeded"
     assert fold["details"]["deliveries"] == 49 and fold["details"]["sync_run_id"] == syncs[-1]["id"]
