@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import functools
 import logging
 import secrets as token
@@ -18,18 +17,19 @@ from appliance.runs import Run
 from appliance.windows import MaintenanceWindow
 
 from . import secrets
+from .catalogue import Catalogue
 from .compose import ComposeRunner
 from .deployer import DeployAborted, Deployer
 from .lifecycle import ACTIONS, Lifecycle, Orphans
-from .models import DeployRequest, StackSpec, slug_from_folder
-from .state import StackState, StateStore
+from .models import DeployRequest, StackSpec
+from .scope import ChangeScope, held_back
+from .state import StateStore
 from .workdir import read_manifest
 
 if TYPE_CHECKING:
     from appliance.core import Appliance
 
 _LOGGER = logging.getLogger(__name__)
-MAX_LISTED_PATHS = 3
 
 
 class StackEngine:
@@ -40,34 +40,22 @@ class StackEngine:
         self.app = app
         self.conf = conf
         self.settings: dict[str, Any] = conf["settings"]
-        self.explicit = {c["name"]: StackSpec.from_conf(c) for c in conf["stacks"]}
-        self.discovered: dict[str, dict[str, StackSpec]] = {}
+        self.catalogue = Catalogue(conf)
         self.states = StateStore(app.store)
         self.compose = ComposeRunner()
         self.deployer: Deployer | None = None
         self._pending: dict[str, DeployRequest] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._evaluating: dict[str, asyncio.Lock] = {}
         self._parallel = asyncio.Semaphore(self.settings["max_parallel"])
-        self.discover_errors: list[str] = []
-        self.clashes: dict[str, str] = {}
         self.lifecycle = Lifecycle(self)
+        self.scope = ChangeScope(self)
         self.orphans = Orphans(self)
 
     # --- setup --------------------------------------------------------------------------
 
     def check_references(self) -> list[str]:
         """Problems with repo and window names the config refers to."""
-        repos = self.app.data[REPOS]
-        problems = []
-        entries = [(f"stack {s.name}", s.repo, s.window) for s in self.explicit.values()]
-        entries += [(f"discover {d['path']}", d["repo"], d.get("window")) for d in self.conf["discover"]]
-        for what, repo, window in entries:
-            if repo not in repos.names:
-                problems.append(f"{what}: no repo named '{repo}' (known: {', '.join(sorted(repos.names)) or 'none'})")
-            if window and self.app.window(window) is None:
-                problems.append(f"{what}: no maintenance window named '{window}'")
-        return problems
+        return self.catalogue.check_references(self.app.data[REPOS], lambda name: self.app.window(name) is not None)
 
     async def async_setup(self) -> None:
         """Load state, remove tmpfs leftovers of a crash, and prepare the deployer."""
@@ -84,164 +72,47 @@ class StackEngine:
             if repo.head:
                 await self.async_discover(repo_name, repo.head)
 
-    # --- specs --------------------------------------------------------------------------
+    # --- the catalogue, for the other parts of the addon -------------------------------------
+
+    @property
+    def discovered(self) -> dict[str, dict[str, StackSpec]]:
+        """Stacks found by each repo's `discover` globs."""
+        return self.catalogue.discovered
+
+    @property
+    def clashes(self) -> dict[str, str]:
+        """Stack names made by two repos (refused on both), with why."""
+        return self.catalogue.clashes
 
     def specs(self) -> dict[str, StackSpec]:
-        """Every stack: discovered ones first, explicit ones override a discovered name."""
-        merged: dict[str, StackSpec] = {}
-        for found in self.discovered.values():
-            merged.update(found)
-        merged.update(self.explicit)
-        for name in self.clashes:
-            merged.pop(name, None)
-        return dict(sorted(merged.items()))
-
-    def problems(self) -> list[str]:
-        """Discovery problems a person must fix (two folders, or two repos, making one stack name)."""
-        return [*self.discover_errors, *self.clashes.values()]
-
-    def _find_clashes(self) -> dict[str, str]:
-        """Names made by stacks of different repos: neither is deployed, so none silently replaces another."""
-        sources: dict[str, list[StackSpec]] = {}
-        for found in self.discovered.values():
-            for name, spec in found.items():
-                sources.setdefault(name, []).append(spec)
-        clashes = {}
-        for name, specs in sources.items():
-            if name in self.explicit:
-                specs = [*specs, self.explicit[name]]
-            if len({s.repo for s in specs}) > 1:
-                made_by = " and ".join(sorted(f"{s.repo}:{s.path}{' (discovered)' if s.discovered else ''}"
-                                              for s in specs))
-                clashes[name] = (f"stack name '{name}' is made by {made_by}; neither is deployed until one is "
-                                 "renamed or excluded")
-        return clashes
+        """Every stack Dockmaster deploys."""
+        return self.catalogue.specs()
 
     def spec(self, name: str) -> StackSpec:
         """One stack's spec; raises NotFound."""
-        found = self.specs().get(name)
-        if found is None:
-            raise NotFound(f"no stack named '{name}'")
-        return found
+        return self.catalogue.spec(name)
+
+    def problems(self) -> list[str]:
+        """Discovery problems a person must fix."""
+        return self.catalogue.problems()
 
     async def async_discover(self, repo_name: str, revision: str) -> None:
         """Re-read every `discover` glob of a repo at a revision."""
-        repo = self.app.data[REPOS].get(repo_name)
-        found: dict[str, StackSpec] = {}
-        errors = []
-        for entry in self.conf["discover"]:
-            if entry["repo"] != repo_name:
-                continue
-            for folder in await repo.async_list_dirs(revision, entry["path"]):
-                name = slug_from_folder(folder)
-                if name is None or name in entry["exclude"] or any(
-                        fnmatch.fnmatch(folder.rsplit("/", 1)[-1], pat) for pat in entry["exclude"]):
-                    continue
-                if name in found and found[name].path != folder:
-                    errors.append(f"discover {entry['path']}: folders {found[name].path} and {folder} "
-                                  f"both make the stack name '{name}'")
-                    continue
-                found[name] = StackSpec.from_conf(entry, name=name, path=folder, discovered=True)
-        self.discovered[repo_name] = found
-        self.discover_errors = errors
-        clashes = self._find_clashes()
-        for error in [*errors, *(text for name, text in clashes.items() if name not in self.clashes)]:
-            _LOGGER.error("Stacks: %s", error)
-        self.clashes = clashes
+        await self.catalogue.async_discover(self.app.data[REPOS], repo_name, revision)
 
     def auto_deploy(self, name: str) -> bool:
         """The stack's auto_deploy: the persisted UI toggle when set, else the config value."""
         state = self.states.get(name)
         return state.auto_deploy if state.auto_deploy is not None else self.spec(name).auto_deploy
 
-    # --- change scope -------------------------------------------------------------------
-
     async def async_on_repo_synced(self, event: RepoSynced) -> None:
-        """Decide, per stack of the synced repo, whether the new revision needs a deploy."""
-        if self.app.oneshot:
-            return  # a one-shot CLI verb deploys only the stack it was asked for
-        # Listeners run as tasks: evaluations of one repo go in sync order, so an older revision's
-        # evaluation can never fold into (and so replace) the queued deploy of a newer one.
-        async with self._evaluating.setdefault(event.repo, asyncio.Lock()):
-            try:
-                await self.async_evaluate(event.repo, event.revision, trigger=event.trigger, actor=event.actor)
-            except Exception:
-                _LOGGER.exception("Stacks: cannot evaluate %s at %s", event.repo, event.revision)
+        """A repo moved: queue deploys for the stacks it touched."""
+        await self.scope.async_on_repo_synced(event)
 
     async def async_evaluate(self, repo_name: str, revision: str, *, trigger: str,
                              actor: str | None = None) -> list[int]:
-        """Queue a deploy for every stack of the repo whose content or inputs changed; returns run ids.
-
-        The runs carry the sync's trigger and actor (a webhook push reads `webhook`), but stay automatic:
-        they respect bad marks and skip an unchanged rendered output whatever started the sync.
-        """
-        before = {name: s for name, s in self.specs().items() if s.repo == repo_name}
-        if self.conf["discover"]:
-            await self.async_discover(repo_name, revision)
-        repo = self.app.data[REPOS].get(repo_name)
-        diffs: dict[str, list[str]] = {}
-
-        async def changed(old: str) -> list[str]:
-            if old not in diffs:
-                diffs[old] = await repo.async_changed_paths(old, revision)
-            return diffs[old]
-
-        for name, spec in before.items():
-            if spec.discovered and name not in self.specs() and self.states.get(name).deployed_revision:
-                await self.orphans.async_orphan(spec, f"its folder {spec.path} is gone from {repo_name} at "
-                                                f"{revision[:7]}", trigger=trigger)
-        run_ids = []
-        for spec in [s for s in self.specs().values() if s.repo == repo_name]:
-            if await self.orphans.async_check(spec, revision, await self._async_touched(spec, revision, changed),
-                                              trigger=trigger):
-                continue
-            reason = await self._async_reason(spec, revision, changed)
-            if reason is None:
-                continue
-            run = await self.async_request("deploy", spec.name, revision=revision, trigger=trigger, reason=reason,
-                                           actor=actor, auto=True)
-            run_ids.append(run.id)
-        return run_ids
-
-    async def _async_touched(self, spec: StackSpec, revision: str, changed: Any) -> list[str]:
-        """The changed paths under the stack's folder since its deployed revision ([] when unknown)."""
-        deployed = self.states.get(spec.name).deployed_revision
-        if not deployed or deployed == revision:
-            return []
-        try:
-            return [p for p in await changed(deployed) if spec.owns(p)]
-        except Exception as err:  # the deployed revision left the repo (a force push): _async_reason says so
-            _LOGGER.debug("Stack %s: no diff from %s: %s", spec.name, deployed[:7], err)
-            return []
-
-    async def _async_reason(self, spec: StackSpec, revision: str, changed: Any) -> str | None:
-        """Why this stack must deploy at `revision`, in words, or None when it is untouched."""
-        state = self.states.get(spec.name)
-        if not self.auto_deploy(spec.name) or state.desired != "running":
-            return None  # off, or stopped by a person: their deploy (or start) brings it back
-        short = revision[:7]
-        if held_back(state, revision, spec):
-            return None
-        if state.deployed_revision is None:
-            return f"first deploy of {spec.name} at commit {short}"
-        ours = [p for p in (await changed(state.deployed_revision) if state.deployed_revision != revision else [])
-                if spec.owns(p)]
-        inputs_changed = state.inputs_hash is not None and state.inputs_hash != spec.inputs_hash
-        if ours or inputs_changed:
-            # The newest bad revision with the same stack content is not retried by an unrelated commit.
-            for bad_rev, info in state.bad.items():
-                same_inputs = info.get("inputs_hash") == spec.inputs_hash
-                if same_inputs and not [p for p in await changed(bad_rev) if spec.owns(p)]:
-                    _LOGGER.info("Stack %s: %s has the content of bad revision %s; not retried",
-                                 spec.name, short, bad_rev[:7])
-                    return None
-        if ours:
-            listed = ", ".join(ours[:MAX_LISTED_PATHS])
-            more = f" (+{len(ours) - MAX_LISTED_PATHS} more)" if len(ours) > MAX_LISTED_PATHS else ""
-            return f"commit {short} changed {listed}{more}"
-        if inputs_changed:
-            return "values changed"
-        return None
+        """Queue a deploy for every stack of the repo whose content or inputs changed; returns run ids."""
+        return await self.scope.async_evaluate(repo_name, revision, trigger=trigger, actor=actor)
 
     # --- queueing -----------------------------------------------------------------------
 
@@ -451,15 +322,6 @@ class StackEngine:
         state = self.states.get(name)
         state.auto_deploy = value
         await self.states.async_save(state)
-
-
-def held_back(state: StackState, revision: str, spec: StackSpec) -> bool:
-    """True when `revision` failed with the stack's current inputs: automatic triggers leave it alone.
-
-    Once the config inputs changed (a missing value was added), the same revision may work and is tried.
-    """
-    info = state.bad.get(revision)
-    return info is not None and info.get("inputs_hash") in (None, spec.inputs_hash)
 
 
 class _suppress_logged:
