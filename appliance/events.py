@@ -161,6 +161,19 @@ class DeployFailed(Event):
 
 
 @dataclass(kw_only=True)
+class PolicyViolation(Event):
+    """A deploy was refused before compose ran: its deploy policy or the working-folder rule; nothing changed."""
+
+    type: ClassVar[str] = "policy_violation"
+    severity: ClassVar[str] = "warning"
+    stack: str
+    revision: str
+    policy: str
+    violations: list[str]
+    run_id: int | None = None
+
+
+@dataclass(kw_only=True)
 class RollbackSucceeded(Event):
     """A stack was rolled back to a good revision."""
 

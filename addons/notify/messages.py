@@ -91,6 +91,17 @@ def _deploy_succeeded(e: Any) -> tuple[str, str, str]:
     return f"{e.stack} deployed", body, f"{e.stack} was deployed {{n}} more times"
 
 
+def _policy_violation(e: Any) -> tuple[str, str, str]:
+    lines = "\n".join(f"- {v}" for v in e.violations[:_MAX_LISTED])
+    more = len(e.violations) - _MAX_LISTED
+    if more > 0:
+        lines += f"\n- … and {more} more"
+    return (f"Deploy of {e.stack} refused by its policy",
+            f"Revision `{short(e.revision)}` was refused before any container was touched (policy {e.policy}); "
+            f"the running stack is unchanged.\n\n{lines}",
+            f"{e.stack} was refused {{n}} more times")
+
+
 def _rollback_succeeded(e: Any) -> tuple[str, str, str]:
     if e.bad_revision:
         body = (f"Revision `{short(e.bad_revision)}` failed, so {e.stack} runs the last good revision "
@@ -162,6 +173,7 @@ def _image_update(e: Any) -> tuple[str, str, str]:
 CATALOGUE: dict[str, Builder] = {
     "deploy_failed": _deploy_failed,
     "deploy_succeeded": _deploy_succeeded,
+    "policy_violation": _policy_violation,
     "rollback_succeeded": _rollback_succeeded,
     "rollback_failed": _rollback_failed,
     "drift_detected": _drift,

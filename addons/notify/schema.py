@@ -17,7 +17,7 @@ from .messages import CATALOGUE, SEVERITIES, SEVERITY_RANK, UNNOTIFIABLE, severi
 # Friendly names for sets of event types; a group and an event type can be mixed in `events`.
 EVENT_GROUPS: dict[str, tuple[str, ...]] = {
     "all": tuple(CATALOGUE),
-    "deploys": ("deploy_succeeded", "deploy_failed"),
+    "deploys": ("deploy_succeeded", "deploy_failed", "policy_violation"),
     "rollback": ("rollback_succeeded", "rollback_failed"),
     "drift": ("drift_detected",),
     "host_failed": ("host_update_failed",),
