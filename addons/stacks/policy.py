@@ -277,7 +277,7 @@ class _Checker:
         if not safe and any(_touches(c, p) for c in candidates for p in SYSTEM_PATHS if p != "/"):
             self.add(name, key, source, "system_bind")
         roots = self.policy.bind_roots
-        if roots and not all(any(_within(c, os.path.normpath(r)) for r in roots) for c in candidates):
+        if roots and not safe and not all(any(_within(c, os.path.normpath(r)) for r in roots) for c in candidates):
             self.add(name, key, source, "bind_roots")
 
 
