@@ -25,6 +25,20 @@ def config_path(args: argparse.Namespace) -> Path:
     return Path(args.config or os.environ.get("DOCKMASTER_CONFIG", "config.yaml"))
 
 
+def _summaries(domains: dict[str, Any]) -> list[str]:
+    """Lines an addon adds to check-config about its validated block (its optional `config_summary`)."""
+    from .loader import AddonRegistry
+
+    registry = AddonRegistry()
+    lines: list[str] = []
+    for domain, conf in sorted(domains.items()):
+        addon = registry.get(domain)
+        summary = getattr(addon.module, "config_summary", None) if addon and addon.module else None
+        if summary is not None:
+            lines.extend(summary(conf))
+    return lines
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Print every config problem with file and line; exit 2 when there are any."""
     from .config import check_config
@@ -35,6 +49,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if result.ok:
         print(f"{path}: configuration is valid ({', '.join(sorted(result.domains))})")
+        for line in _summaries(result.domains):
+            print(line)
         return EXIT_OK
     print(f"{path}: {len(result.issues)} problem(s) found:", file=sys.stderr)
     for issue in result.issues:

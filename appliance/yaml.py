@@ -225,13 +225,16 @@ def _construct_env_var(loader: _Loader, node: yaml.Node) -> Any:
     value = os.environ.get(name)
     if value is None:
         if len(parts) == 2:
-            value = parts[1]
-        else:
-            ctx.issues.append(LoadIssue(f"environment variable {name} is not set and has no default", mark))
-            return _placeholder(mark)
-    result = NodeStr(value)
-    result.mark = mark
-    return result
+            default = NodeStr(parts[1])  # written in the config itself: not a secret
+            default.mark = mark
+            return default
+        ctx.issues.append(LoadIssue(f"environment variable {name} is not set and has no default", mark))
+        return _placeholder(mark)
+    # A value from the environment is redacted everywhere, like a `!secret` (tokens often arrive this way).
+    secret = Secret(value)
+    secret.mark = mark
+    secret.secret_name = f"env:{name}"
+    return secret
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)

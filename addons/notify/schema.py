@@ -19,7 +19,7 @@ from .messages import SEVERITIES, SEVERITY_RANK, UNNOTIFIABLE, severity_of
 # `all` stands for every event with a message of its own (each addon's `notify` platform).
 EVENT_GROUPS: dict[str, tuple[str, ...]] = {
     "all": (),
-    "deploys": ("deploy_succeeded", "deploy_failed"),
+    "deploys": ("deploy_succeeded", "deploy_failed", "policy_violation"),
     "rollback": ("rollback_succeeded", "rollback_failed"),
     "drift": ("drift_detected",),
     "host_failed": ("host_update_failed",),

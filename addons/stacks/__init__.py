@@ -14,12 +14,13 @@ from .api import SERVICE_KEY
 from .contract import STACKS
 from .drift import DriftWatcher
 from .engine import StackEngine
+from .policy import config_summary
 from .schema import CONFIG_SCHEMA
 from .service import StackService
 
 DOMAIN = "stacks"
 
-__all__ = ["CONFIG_SCHEMA", "DOMAIN", "async_setup"]
+__all__ = ["CONFIG_SCHEMA", "DOMAIN", "async_setup", "config_summary"]
 
 
 async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:

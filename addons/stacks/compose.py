@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,8 @@ import yaml
 
 from appliance.compose_cli import compose_command
 from appliance.errors import DockmasterError, Unavailable
+
+from . import hermetic
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ComposeRunner:
         """Start with zero calls."""
         self.stats = ComposeStats()
         self._argv: list[str] | None = None
+        self.data_dir: Path | None = None  # where the appliance keeps registry logins (data_dir/docker)
 
     async def async_argv(self) -> list[str]:
         """The compose argv prefix (found once, in an executor because it runs `version`)."""
@@ -80,14 +82,23 @@ class ComposeRunner:
         for name in call.files:
             argv += ["--file", str(call.root / name)]
         argv += args
-        env = {**os.environ, **call.env}
-        env.pop("COMPOSE_PROJECT_NAME", None)
-        env.pop("COMPOSE_FILE", None)
         self.stats.calls += 1
         verb = args[0] if args else ""
         self.stats.by_verb[verb] = self.stats.by_verb.get(verb, 0) + 1
+        home = await asyncio.to_thread(hermetic.make_home)
+        try:
+            # Hermetic: compose never sees Dockmaster's own environment (see hermetic.py).
+            env = await asyncio.to_thread(hermetic.compose_env, call.env, home=home, data_dir=self.data_dir)
+            return await self._async_exec(argv, call.root, env, log=log, timeout=timeout, capture=capture)
+        finally:
+            await asyncio.to_thread(hermetic.remove_home, home)
+
+    async def _async_exec(
+        self, argv: list[str], cwd: Path, env: dict[str, str], *, log: Callable[[str], None] | None,
+        timeout: float, capture: bool,  # noqa: ASYNC109 - a bound per compose call
+    ) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=str(call.root), env=env, stdin=asyncio.subprocess.DEVNULL,
+            *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         out_lines: list[str] = []
@@ -113,8 +124,11 @@ class ComposeRunner:
         return code, "\n".join(out_lines), "\n".join(err_lines)
 
     async def async_config(self, call: ComposeCall, *, log: Callable[[str], None]) -> dict[str, Any]:
-        """Validate with `compose config` and return the resolved model (JSON)."""
-        return await self._async_model(call, [])
+        """Validate with `compose config` and return the resolved model (JSON).
+
+        Compose's warnings (a variable the stack did not declare is empty) go to the run log.
+        """
+        return await self._async_model(call, [], log=log)
 
     async def async_env_files(self, call: ComposeCall) -> dict[str, list[Any]]:
         """Each service's `env_file:` entries (absolute paths), which the resolved model has already read.
@@ -124,8 +138,9 @@ class ComposeRunner:
         model = await self._async_model(call, ["--no-interpolate"])
         return {name: list(service.get("env_file") or []) for name, service in (model.get("services") or {}).items()}
 
-    async def _async_model(self, call: ComposeCall, flags: list[str]) -> dict[str, Any]:
-        code, out, err = await self.async_run(call, ["config", "--format", "json", *flags], log=None,
+    async def _async_model(self, call: ComposeCall, flags: list[str],
+                           log: Callable[[str], None] | None = None) -> dict[str, Any]:
+        code, out, err = await self.async_run(call, ["config", "--format", "json", *flags], log=log,
                                               timeout=CONFIG_TIMEOUT, capture=True)
         if code != 0:
             raise ComposeError(f"compose config rejected the stack: {_last_words(err)}")

@@ -16,7 +16,7 @@ from appliance import hostpaths
 from appliance.errors import DockmasterError, NotFound, Unavailable
 from appliance.runs import Run
 
-from . import dryrun, mounts, secrets
+from . import dryrun, guard, mounts, secrets
 from .compose import ComposeCall, ComposeRunner, write_labels_override
 from .events import DeployFailed, DeployStarted, DeploySucceeded, RollbackFailed, RollbackSucceeded
 from .health import HealthGate, list_project, projects_named
@@ -64,6 +64,7 @@ class Deployer:
         self.app = app
         self.states = states
         self.compose = compose
+        self.compose.data_dir = app.data_dir  # registry logins for pulls (the only appliance state compose sees)
         self.settings = settings
         self.digest_key = digest_key
         self.root = app.data_dir / "stacks"
@@ -199,11 +200,14 @@ class Deployer:
         project = await self.async_project(spec, state, run)
         files = await self.app.async_run_blocking(compose_files, snapshot)
         call = ComposeCall(project, folder.root, list(files), self.env_for(spec, decrypted))
+        # Paths and policy are checked before compose reads an outside file and before any container changes.
+        await guard.async_enforce_sources(self, spec, call, run, revision=revision)
         run.log(f"compose config: validating {', '.join(call.files)}")
         model = await self.compose.async_config(call, log=run.log)
         services = sorted(model.get("services", {}))
         if not services:
             raise DeployAborted("the compose file defines no services", revision=revision, touched=False)
+        await guard.async_enforce_model(self, spec, call, model, run, revision=revision)
         plan = await self.async_mount_plan(call, model, decrypted, run)
         override = folder.generated(mounts.OVERRIDE_FILE)
         if plan.services:

@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING
 from addons.repos.contract import Commit
 from appliance.hostpaths import HostPaths
 
-from . import secrets
+from . import guard, secrets
 from .compose import ComposeCall, redacted_config
 from .models import DeployRequest, StackSpec
 from .render import GENERATED_PREFIX
 from .workdir import read_manifest
 
 if TYPE_CHECKING:
+    from appliance.runs import Run
+
     from .deployer import Deployer
+    from .state import StackState
 
 DIFF_CAP = 200_000
 
@@ -48,7 +51,12 @@ async def async_dry_run(deployer: Deployer, req: DeployRequest, spec: StackSpec,
                                            prefix=deployer.tmp_prefix) as decrypted:
             project = await deployer.async_project(spec, state, run)
             call = ComposeCall(project, tree, list(prepared.rendered.compose_files), deployer.env_for(spec, decrypted))
+            outside = await guard.async_source_violations(deployer, call)
+            if outside:  # compose would read those files: it does not run
+                await _async_record(deployer, run, state, prepared.revision, changed, diff, "")
+                raise guard.refuse(deployer, spec, run, outside, revision=prepared.revision, dry_run=True)
             model = await deployer.compose.async_config(call, log=run.log)
+            violations = await guard.async_model_violations(deployer, spec, call, model, run)
             # The files sit on tmpfs here; map them as if they were in the working folder.
             host = await deployer.async_host_paths()
             work = host.to_host(str(deployer.folder(spec.name).root))
@@ -56,14 +64,23 @@ async def async_dry_run(deployer: Deployer, req: DeployRequest, spec: StackSpec,
             plan = await deployer.async_mount_plan(call, model, decrypted, run, host=as_work)
             config_text = redacted_config(plan.apply(model), lambda text: app.redactor(run.secrets(text)))
         run.log("compose config: valid")
-        app.runs.update(run, details={
-            "dry_run": True, "revision": prepared.revision, "changed_files": changed,
-            "diff": app.redactor(run.secrets(diff))[:DIFF_CAP], "compose_config": config_text[:DIFF_CAP],
-        })
-        state.last_dry_run_id = run.id
-        await deployer.states.async_save(state)
+        await _async_record(deployer, run, state, prepared.revision, changed, diff, config_text)
+        if violations:
+            raise guard.refuse(deployer, spec, run, violations, revision=prepared.revision, dry_run=True)
     finally:
         await app.async_run_blocking(shutil.rmtree, scratch, True)
+
+
+async def _async_record(deployer: Deployer, run: Run, state: StackState, revision: str, changed: list[str],
+                        diff: str, config_text: str) -> None:
+    """Keep the dry-run's diff and resolved config on its run; the stack page shows the latest."""
+    app = deployer.app
+    app.runs.update(run, details={
+        "dry_run": True, "revision": revision, "changed_files": changed,
+        "diff": app.redactor(run.secrets(diff))[:DIFF_CAP], "compose_config": config_text[:DIFF_CAP],
+    })
+    state.last_dry_run_id = run.id
+    await deployer.states.async_save(state)
 
 
 def _files(root: Path | None) -> dict[str, Path]:

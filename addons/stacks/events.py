@@ -82,3 +82,17 @@ class DriftDetected(Event):
     stack: str
     details: str
     healing: bool = False
+
+
+@dataclass(kw_only=True)
+class PolicyViolation(Event):
+    """A deploy was refused before compose ran: its deploy policy or the working-folder rule; nothing changed."""
+
+    type: ClassVar[str] = "policy_violation"
+    key_field: ClassVar[str | None] = "stack"
+    severity: ClassVar[str] = "warning"
+    stack: str
+    revision: str
+    policy: str
+    violations: list[str]
+    run_id: int | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +33,7 @@ class StackSpec:
     on_remove: str = "keep"
     adopt: bool = False
     discovered: bool = False
+    policy: str | dict[str, Any] | None = None  # the stack's own `policy:` (the addon's settings give the rest)
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any], *, name: str | None = None, path: str | None = None,
@@ -41,13 +44,20 @@ class StackSpec:
             auto_deploy=conf["auto_deploy"], values=dict(conf["values"]), env=dict(conf["env"]),
             sops=list(conf["sops"]), health_timeout=conf["health_timeout"].total_seconds(),
             rollback=conf["rollback"], window=conf.get("window"), pull=conf["pull"], on_remove=conf["on_remove"],
-            adopt=conf["adopt"], discovered=discovered,
+            adopt=conf["adopt"], discovered=discovered, policy=conf.get("policy"),
         )
 
     @property
     def inputs_hash(self) -> str:
-        """A hash of the config inputs that shape the rendered output."""
-        return inputs_hash(self.values, self.env, self.pull, self.sops)
+        """A hash of the config inputs that shape the rendered output (and its own policy, when it has one).
+
+        A revision refused by the policy is held back until these inputs change: a stack given
+        `policy: privileged` or an `allow:` list is tried again automatically.
+        """
+        base = inputs_hash(self.values, self.env, self.pull, self.sops)
+        if self.policy is None:
+            return base
+        return hashlib.sha256(f"{base}\0{json.dumps(self.policy, sort_keys=True, default=list)}".encode()).hexdigest()
 
     def owns(self, relpath: str) -> bool:
         """True when a repo-relative path lies inside this stack's folder."""

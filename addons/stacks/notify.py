@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.messages import short
+from appliance.messages import MAX_LISTED, short
 
 
 def _deploy_failed(e: Any) -> tuple[str, str, str]:
@@ -17,6 +17,17 @@ def _deploy_succeeded(e: Any) -> tuple[str, str, str]:
     if e.reason:
         body += f" Why: {e.reason}"
     return f"{e.stack} deployed", body, f"{e.stack} was deployed {{n}} more times"
+
+
+def _policy_violation(e: Any) -> tuple[str, str, str]:
+    lines = "\n".join(f"- {v}" for v in e.violations[:MAX_LISTED])
+    more = len(e.violations) - MAX_LISTED
+    if more > 0:
+        lines += f"\n- … and {more} more"
+    return (f"Deploy of {e.stack} refused by its policy",
+            f"Revision `{short(e.revision)}` was refused before any container was touched (policy {e.policy}); "
+            f"the running stack is unchanged.\n\n{lines}",
+            f"{e.stack} was refused {{n}} more times")
 
 
 def _rollback_succeeded(e: Any) -> tuple[str, str, str]:
@@ -43,6 +54,7 @@ def _drift(e: Any) -> tuple[str, str, str]:
 MESSAGES = {
     "deploy_failed": _deploy_failed,
     "deploy_succeeded": _deploy_succeeded,
+    "policy_violation": _policy_violation,
     "rollback_succeeded": _rollback_succeeded,
     "rollback_failed": _rollback_failed,
     "drift_detected": _drift,

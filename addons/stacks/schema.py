@@ -8,6 +8,8 @@ import voluptuous as vol
 
 from appliance import cv
 
+from .policy import SETTINGS_POLICY_SCHEMA, STACK_POLICY_SCHEMA
+
 PULL_POLICIES = ("missing", "always", "never")
 ON_REMOVE = ("keep", "down")  # a stack gone from git or the config: keep it running (orphaned), or take it down
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -52,6 +54,7 @@ _COMMON: dict[Any, Any] = {
     vol.Optional("pull", default="missing"): cv.one_of(*PULL_POLICIES),
     vol.Optional("on_remove", default="keep"): cv.one_of(*ON_REMOVE),
     vol.Optional("adopt", default=False): cv.boolean,
+    vol.Optional("policy"): STACK_POLICY_SCHEMA,  # baseline | privileged | {level, allow: [rule, ...]}
 }
 
 STACK_SCHEMA = vol.Schema(
@@ -88,6 +91,7 @@ SETTINGS_SCHEMA = vol.Schema(
         vol.Optional("max_parallel", default=4): cv.positive_int,
         # For stacks that left the config (their own on_remove went with them).
         vol.Optional("on_remove", default="keep"): cv.one_of(*ON_REMOVE),
+        vol.Optional("policy", default={}): SETTINGS_POLICY_SCHEMA,  # every stack's default deploy policy
     }
 )
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.errors import NotFound
 
+from .guard import stack_policy
 from .health import list_project
 from .lifecycle import ACTIONS
 
@@ -114,6 +115,9 @@ class StackService:
             "bad_revisions": sorted(state.bad), "commit_message": message, "health": state.health,
             "drift": state.drift, "busy": self.app.scheduler.busy(f"stack:{name}"),
             "window": spec.window if spec else None, "last_run": _run_brief(last),
+            "policy": stack_policy(self.engine.settings, spec).describe() if spec else None,
+            # Shown until a later run of the stack: what its policy refused, each with how to allow it.
+            "policy_violations": (last or {}).get("details", {}).get("policy_violations", []),
         }
 
     async def async_list(self) -> list[dict[str, Any]]:
@@ -148,6 +152,7 @@ class StackService:
                 "id": dry["id"], "status": dry["status"], "revision": dry["details"].get("revision"),
                 "changed_files": dry["details"].get("changed_files", []), "diff": dry["details"].get("diff", ""),
                 "compose_config": dry["details"].get("compose_config", ""), "error": dry["error"],
+                "policy_violations": dry["details"].get("policy_violations", []),
             },
         }
 
