@@ -14,8 +14,9 @@ from appliance import cv
 from appliance.core import Appliance
 
 from .const import DOMAIN, ENGINE_KEY, PACKAGE_MANAGERS
-from .contract import HOSTS
+from .contract import FLEET, HOSTS
 from .engine import HostEngine
+from .fleet import FleetUpdater
 from .metrics import HostMetrics
 
 __all__ = ["CONFIG_SCHEMA", "DOMAIN", "async_setup"]
@@ -59,7 +60,10 @@ CONFIG_SCHEMA = vol.Schema(vol.All(cv.ensure_list, [HOST_SCHEMA], cv.unique_name
 
 
 async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
-    """Apply `hosts_defaults:`, load host states and register the API, the UI pages and the `hosts.*` services."""
+    """Apply `hosts_defaults:`, load host states and register the API, the UI pages and the `hosts.*` services.
+
+    The fleet's checks and waves wait for an `updates:` block (`FLEET.configure`, called by that domain).
+    """
     from . import actions, api, views
 
     if DEFAULTS in app.checked.invalid_domains:
@@ -74,6 +78,7 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     actions.register(app, engine)
     app.data[HOSTS] = engine
     app.data[ENGINE_KEY] = engine
+    app.data[FLEET] = FleetUpdater(app, engine)
     app.metrics.registry.register(HostMetrics(engine))
     app.on_stop(engine.async_stop)
     api.register(app)

@@ -10,6 +10,7 @@ from appliance.datakeys import DataKey
 
 if TYPE_CHECKING:
     from .engine import HostEngine
+    from .fleet import FleetUpdater
 
 DOMAIN = "hosts"
 
@@ -62,3 +63,4 @@ class HostConfig(TypedDict, total=False):
 
 
 ENGINE_KEY: DataKey[HostEngine] = DataKey("hosts.engine")  # the full engine, for this addon's own API and pages
+FLEET_KEY: DataKey[FleetUpdater] = DataKey("hosts.fleet_updater")  # set once `updates:` configured the fleet

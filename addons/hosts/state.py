@@ -1,4 +1,4 @@
-"""The per-host update state machine, persisted in the store; every transition fires an event."""
+"""The per-host update state machine: its allowed transitions, persisted in the store; every change fires an event."""
 
 from __future__ import annotations
 
@@ -9,11 +9,66 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from appliance.core import Appliance
+from appliance.errors import Conflict
 
-from .const import FAILED, IDLE, PENDING, WAITING_REBOOT
+from .const import (
+    DEFERRED,
+    FAILED,
+    IDLE,
+    PENDING,
+    QUERYING,
+    QUEUED,
+    REBOOTING,
+    UPDATING,
+    VERIFYING,
+    WAITING_REBOOT,
+)
 from .events import HostStateChanged
 
 _LOGGER = logging.getLogger(__name__)
+
+# Where a new run starts from a state the host rests in: a check (or a dry-run) queries, an update
+# updates, a reboot reboots, and a disruptive run outside the host's window first waits as `queued`.
+_RUN_STARTS = frozenset({QUERYING, UPDATING, REBOOTING, QUEUED, FAILED})
+
+# Every state change the engine may make; `transition()` refuses any other. Any state may fail.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    IDLE: _RUN_STARTS,
+    PENDING: _RUN_STARTS,
+    WAITING_REBOOT: _RUN_STARTS,
+    # The lock stayed held: retry (or the next check or apply) starts the run again.
+    DEFERRED: _RUN_STARTS,
+    # retry starts the failed action again (or a new run starts); acknowledge goes back to idle.
+    # failed -> failed: a retried run that fails before its first step (the host is unreachable).
+    FAILED: _RUN_STARTS | {IDLE},
+    # check and dry-run: updates pending, only a reboot pending, or nothing; a held lock defers.
+    QUERYING: frozenset({PENDING, WAITING_REBOOT, IDLE, DEFERRED, FAILED}),
+    # updating -> updating records the upgrade before the reboot is decided; then idle (no reboot
+    # needed), waiting_reboot (auto_reboot off, or the window closed) or rebooting.
+    UPDATING: frozenset({UPDATING, IDLE, WAITING_REBOOT, REBOOTING, DEFERRED, FAILED}),
+    # queued -> queued: the window closed while the run waited for a fan-out slot (a new opening).
+    QUEUED: frozenset({QUEUED, UPDATING, REBOOTING, FAILED}),
+    REBOOTING: frozenset({VERIFYING, FAILED}),
+    VERIFYING: frozenset({IDLE, FAILED}),
+}
+
+
+class InvalidTransition(Conflict):
+    """A host was asked to move between two states the state machine does not connect."""
+
+    def __init__(self, name: str, old: str, new: str) -> None:
+        """Name the host and both states."""
+        targets = sorted(TRANSITIONS.get(old, frozenset()) | {FAILED})
+        super().__init__(f"host '{name}' cannot go from {old} to {new} (from {old} only to {', '.join(targets)})",
+                         details={"host": name, "old_state": old, "new_state": new})
+        self.old = old
+        self.new = new
+
+
+def allowed(old: str, new: str) -> bool:
+    """True when the state machine lets a host move from `old` to `new` (any state may fail)."""
+    return new == FAILED or new in TRANSITIONS.get(old, frozenset())
+
 
 MIGRATIONS = [
     """
@@ -105,9 +160,11 @@ class StateStore:
 
     def transition(self, name: str, new_state: str, *, reason: str = "", error: str | None = None,
                    **changes: Any) -> HostStatus:
-        """Move a host to `new_state`, persist it and fire `host_state_changed`."""
+        """Move a host to `new_state`, persist it and fire `host_state_changed`; InvalidTransition when not allowed."""
         status = self.hosts[name]
         old = status.state
+        if not allowed(old, new_state):
+            raise InvalidTransition(name, old, new_state)
         for key, value in changes.items():
             setattr(status, key, value)
         if new_state == FAILED:

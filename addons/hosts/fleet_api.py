@@ -1,33 +1,23 @@
-"""Fleet update API and page: `POST /api/v1/fleet/update` and the form with a preview of the waves."""
+"""Fleet API and page: `POST /api/v1/fleet/update`, host groups, and the form with a preview of the waves."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import voluptuous as vol
 from aiohttp import web
 
-from appliance import cv
 from appliance.core import Appliance
 from appliance.http.identity import actor, client_ip
 from appliance.http.ui import render
 from appliance.keys import APPLIANCE_KEY, BODY_KEY, QUERY_KEY
 
-from .waves import UPDATER_KEY, FleetUpdater, plan_waves, preview, select_hosts
+from .actions import FLEET_SCHEMA
+from .const import FLEET_KEY
 
-FILTER_SCHEMA = vol.Schema({
-    vol.Optional("tags", default=[]): cv.ensure_list_of(cv.slug),
-    vol.Optional("groups", default=[]): cv.ensure_list_of(cv.slug),
-    vol.Optional("hosts", default=[]): cv.ensure_list_of(cv.slug),
-    vol.Optional("exclude", default=[]): cv.ensure_list_of(cv.slug),
-})
-FLEET_BODY = vol.Schema({
-    vol.Optional("batch_size"): cv.positive_int,
-    vol.Optional("delay"): cv.duration,
-    vol.Optional("max_fail_percentage"): cv.percentage,
-    vol.Optional("dry_run", default=False): cv.boolean,
-    vol.Optional("filter", default={}): FILTER_SCHEMA,
-})
+if TYPE_CHECKING:
+    from .fleet import FleetUpdater
+
 # The form sends flat, comma-separated fields.
 FORM_FIELDS = {
     vol.Optional("batch_size"): str, vol.Optional("delay"): str, vol.Optional("max_fail_percentage"): str,
@@ -37,7 +27,7 @@ FORM_FIELDS = {
 
 
 def _updater(request: web.Request) -> FleetUpdater:
-    return request.app[APPLIANCE_KEY].data[UPDATER_KEY]
+    return request.app[APPLIANCE_KEY].data[FLEET_KEY]
 
 
 def _from_form(form: dict[str, Any]) -> dict[str, Any]:
@@ -49,23 +39,15 @@ def _from_form(form: dict[str, Any]) -> dict[str, Any]:
         if form.get(key):
             body[key] = form[key]
     body["dry_run"] = form.get("dry_run") in ("true", "on", "1")
-    return dict(FLEET_BODY(body))
+    return dict(FLEET_SCHEMA(body))
 
 
 async def _async_start(request: web.Request, body: dict[str, Any]) -> int:
-    updater = _updater(request)
-    apply = updater.conf["apply"]
-    delay = body.get("delay", apply["delay"])
-    run = await updater.async_start(
-        batch_size=body.get("batch_size", apply["batch_size"]), delay=delay.total_seconds(),
-        max_fail_percentage=body.get("max_fail_percentage", apply["max_fail_percentage"]),
-        dry_run=body["dry_run"], flt=body["filter"], trigger="api", actor=actor(request),
-    )
-    request.app[APPLIANCE_KEY].store.audit(
-        actor(request), "fleet.update", "fleet", source=client_ip(request),
-        details={"run_id": run.id, "dry_run": body["dry_run"], "filter": body["filter"]},
-    )
-    return run.id
+    """Run the `hosts.fleet_update` service for this request's caller; returns the fleet run's id."""
+    result = await request.app[APPLIANCE_KEY].services.async_call(
+        "hosts.fleet_update", body, actor=actor(request), source=client_ip(request), trigger="api")
+    run_id: int = result["run_id"]
+    return run_id
 
 
 async def async_fleet_update(request: web.Request) -> web.Response:
@@ -77,16 +59,15 @@ async def async_fleet_update(request: web.Request) -> web.Response:
 async def fleet_page(request: web.Request) -> web.Response:
     """The fleet update form with a preview of the waves for the given values."""
     updater = _updater(request)
+    settings = updater.settings
     query = request[QUERY_KEY]
     form = {key: str(query.get(key) or "") for key in ("tags", "groups", "hosts", "exclude", "batch_size",
                                                       "delay", "max_fail_percentage")}
     body = _from_form(form)
-    batch = body.get("batch_size", updater.conf["apply"]["batch_size"])
-    hosts = select_hosts(updater.engine, updater.conf["groups"], body["filter"])
-    waves = preview(updater.engine, plan_waves(hosts, batch))
-    return render(request, "updates_fleet.html", {
-        "form": form, "waves": waves, "groups": updater.conf["groups"], "apply": updater.conf["apply"],
-        "batch": batch,
+    batch = body.get("batch_size", settings["apply"]["batch_size"])
+    return render(request, "hosts_fleet.html", {
+        "form": form, "waves": updater.plan(body["filter"], batch), "groups": settings["groups"],
+        "apply": settings["apply"], "batch": batch,
     })
 
 
@@ -102,7 +83,7 @@ async def async_groups(request: web.Request) -> web.Response:
     groups = [
         {"name": name, "hosts": list(members),
          "states": {member: updater.engine.status(member).state for member in members}}
-        for name, members in sorted(updater.conf["groups"].items())
+        for name, members in sorted(updater.settings["groups"].items())
     ]
     return web.json_response({"groups": groups})
 
@@ -111,7 +92,7 @@ def register(app: Appliance) -> None:
     """Declare the fleet routes."""
     app.api.get("/api/v1/groups", async_groups, auth="read", summary="Host groups with their hosts", tags=["hosts"])
     app.api.post("/api/v1/fleet/update", async_fleet_update, auth="deploy", summary="Fleet update in waves",
-                 body=FLEET_BODY, tags=["hosts"], responses={202: "fleet run started", 409: "one already runs"})
+                 body=FLEET_SCHEMA, tags=["hosts"], responses={202: "fleet run started", 409: "one already runs"})
     app.api.get("/fleet", fleet_page, auth="read", summary="Fleet update form", kind="ui", query=FORM_FIELDS)
     app.api.post("/fleet/update", fleet_submit, auth="deploy", summary="Start a fleet update", kind="ui",
                  body=vol.Schema(FORM_FIELDS), body_limit=8192)

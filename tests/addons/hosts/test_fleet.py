@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,6 +83,14 @@ async def test_dry_run_fleet_changes_nothing(make_client, host_fleet, tmp_path: 
                                                            "batch_size": 1}, headers=bearer("deploy"))
     run = await wait_run(client, (await resp.json())["run_id"])
     assert run["status"] == "succeeded" and run["details"]["waves"] == [[confs[0]["name"]], [confs[1]["name"]]]
+    assert (run["kind"], run["trigger"], run["actor"]) == ("fleet_update", "api", "token:t-deploy")
     assert [_version(h) for h in hosts] == ["1", "1"]
+    app = client.app[APPLIANCE_KEY]
+    await app.store.flush()
+    audit = await app.store.fetchall("SELECT actor, action, target, details FROM audit WHERE action = 'fleet.update'")
+    assert [(a["actor"], a["target"]) for a in audit] == [("token:t-deploy", "fleet")]  # written once, by the service
+    details = json.loads(audit[0]["details"])
+    assert details == {"run_id": run["id"], "dry_run": True,
+                       "filter": {"tags": [], "groups": ["pair"], "hosts": [], "exclude": []}}
     resp = await client.post("/api/v1/fleet/update", json={"filter": {"hosts": ["nope"]}}, headers=bearer("deploy"))
     assert resp.status == 400 and "unknown hosts: nope" in (await resp.json())["error"]["message"]

@@ -1,23 +1,28 @@
-"""Fleet updates in waves: filter hosts, batch them, stop when too many fail."""
+"""The fleet's own scheduling: checks on a cron, and updates in waves (filter, batch, stop when too many fail)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from addons.hosts.contract import HostFleet
 from appliance.core import Appliance
-from appliance.datakeys import DataKey
 from appliance.errors import Conflict, ValidationFailed
 from appliance.runs import Run
 
+from .const import FLEET_KEY
+
+if TYPE_CHECKING:
+    from .contract import UpdatesConfig
+    from .engine import HostEngine
+
 _LOGGER = logging.getLogger(__name__)
 
-FLEET_KEY = "fleet:update"
+# Single-flight key of the fleet run: one at a time.
+FLEET_JOB = "fleet:update"
 
 
-def select_hosts(engine: HostFleet, groups: dict[str, list[str]], flt: dict[str, Any]) -> list[str]:
+def select_hosts(engine: HostEngine, groups: dict[str, list[str]], flt: dict[str, Any]) -> list[str]:
     """Host names matching the filter: any of tags, groups and hosts (all when none given), minus exclude."""
     tags, group_names = flt.get("tags") or [], flt.get("groups") or []
     names, exclude = flt.get("hosts") or [], flt.get("exclude") or []
@@ -50,7 +55,7 @@ def plan_waves(hosts: list[str], batch_size: int) -> list[list[str]]:
     return [hosts[i:i + batch_size] for i in range(0, len(hosts), batch_size)]
 
 
-def preview(engine: HostFleet, waves: list[list[str]]) -> list[list[dict[str, Any]]]:
+def preview(engine: HostEngine, waves: list[list[str]]) -> list[list[dict[str, Any]]]:
     """Each wave's hosts with their state, pending count and window, for the fleet form."""
     return [
         [{k: engine.describe(n)[k] for k in ("name", "label", "pending_count", "window", "window_text",
@@ -60,23 +65,66 @@ def preview(engine: HostFleet, waves: list[list[str]]) -> list[list[dict[str, An
 
 
 class FleetUpdater:
-    """Runs fleet updates: one at a time, wave after wave."""
+    """Schedules the fleet by the `updates:` block and runs fleet updates: one at a time, wave after wave."""
 
-    def __init__(self, app: Appliance, engine: HostFleet, conf: dict[str, Any]) -> None:
-        """Bind the engine and the `updates:` config."""
+    def __init__(self, app: Appliance, engine: HostEngine) -> None:
+        """Bind the engine; nothing is scheduled until `configure`."""
         self.app = app
         self.engine = engine
+        self.conf: UpdatesConfig | None = None
+
+    def configure(self, conf: UpdatesConfig) -> None:
+        """Check and apply on the block's crons, and offer the fleet API, page and `hosts.fleet_update` service."""
+        from . import actions, fleet_api
+
+        if self.conf is not None:
+            raise ValueError("the fleet is already configured")
+        for group, members in conf["groups"].items():
+            unknown = [m for m in members if m not in self.engine.conf]
+            if unknown:
+                raise ValueError(f"group '{group}' names unknown hosts: {', '.join(unknown)}")
         self.conf = conf
+        self.engine.set_fan_out(conf["fan_out"])
+        self.app.data[FLEET_KEY] = self
+        self.app.scheduler.add_cron("updates.check", conf["check"],
+                                    lambda: self.engine.async_check_all(trigger="schedule"),
+                                    jitter=30, key="updates:check")
+        apply = conf["apply"]
+        if apply.get("cron"):
+            self.app.scheduler.add_cron("updates.apply", apply["cron"], self._async_scheduled_apply,
+                                        key="updates:apply")
+        actions.register_fleet(self.app, self)
+        fleet_api.register(self.app)
+        self.app.ui.add_nav("Fleet", "/fleet", 41)
+
+    @property
+    def settings(self) -> UpdatesConfig:
+        """The `updates:` block this fleet runs by."""
+        if self.conf is None:
+            raise Conflict("fleet updates are not configured (add an updates: block)")
+        return self.conf
+
+    def plan(self, flt: dict[str, Any], batch_size: int) -> list[list[dict[str, Any]]]:
+        """The waves a fleet run with this filter and batch size would make, described for the form."""
+        hosts = select_hosts(self.engine, self.settings["groups"], flt)
+        return preview(self.engine, plan_waves(hosts, batch_size))
+
+    async def _async_scheduled_apply(self) -> Run:
+        apply = self.settings["apply"]
+        return await self.async_start(
+            batch_size=apply["batch_size"], delay=apply["delay"].total_seconds(),
+            max_fail_percentage=apply["max_fail_percentage"], dry_run=False, flt={}, trigger="schedule",
+        )
 
     async def async_start(
         self, *, batch_size: int, delay: float, max_fail_percentage: float, dry_run: bool,
         flt: dict[str, Any], trigger: str, actor: str | None = None,
     ) -> Run:
         """Plan the waves and start the fleet run in the background; returns the run."""
-        hosts = select_hosts(self.engine, self.conf["groups"], flt)
+        hosts = select_hosts(self.engine, self.settings["groups"], flt)
         if not hosts:
             raise ValidationFailed("the filter matches no host")
-        if self.app.scheduler.busy(FLEET_KEY):
+        if self.app.scheduler.busy(FLEET_JOB):
             raise Conflict("a fleet update is already running")
         waves = plan_waves(hosts, batch_size)
         settings = {"batch_size": batch_size, "delay": delay, "max_fail_percentage": max_fail_percentage,
@@ -86,7 +134,7 @@ class FleetUpdater:
             reason=f"{'dry-run ' if dry_run else ''}update of {len(hosts)} host(s) in {len(waves)} wave(s)",
         )
         self.app.scheduler.submit(
-            FLEET_KEY, lambda: self._async_run(run, waves, delay, max_fail_percentage, dry_run), policy="reject"
+            FLEET_JOB, lambda: self._async_run(run, waves, delay, max_fail_percentage, dry_run), policy="reject"
         )
         return run
 
@@ -135,6 +183,3 @@ class FleetUpdater:
             run.log(summary)
             self.app.runs.update(run, reason=summary)
         return run.status
-
-
-UPDATER_KEY: DataKey[FleetUpdater] = DataKey("updates")
