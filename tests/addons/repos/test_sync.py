@@ -51,7 +51,7 @@ async def test_fetch_reports_new_commits_and_fires_repo_synced(make_repos_app: A
     everything = await repo.async_changed_paths(None, newest)
     assert "README.md" in everything and len(everything) == 4
     commit = await repo.async_commit(newest)
-    assert commit["sha"] == newest and commit["message"] == "Update traefik" and commit["short"] == newest[:7]
+    assert commit.sha == newest and commit.message == "Update traefik" and commit.short == newest[:7]
 
     again = await manager.async_sync("infra", trigger="poll", reason="poll")
     assert not again.changed and again.revision == newest
