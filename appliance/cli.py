@@ -314,6 +314,20 @@ def cmd_registry_login(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Write one backup archive (works beside a running daemon)."""
+    from addons.backup.cli import backup
+
+    return backup(_config_path(args), args.to)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup archive into an empty config folder."""
+    from addons.backup.cli import restore
+
+    return restore(Path(args.file), _config_path(args))
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -376,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("-u", "--username", required=True)
     login.add_argument("--password-stdin", action="store_true", help="read the password (or token) from stdin")
     login.set_defaults(func=cmd_registry_login)
+    backup = with_config(sub.add_parser("backup", help="write a backup of the appliance's state"))
+    backup.add_argument("--to", help="folder for the archive (default: backup.to, or backups/ beside the config)")
+    backup.set_defaults(func=cmd_backup)
+    restore = with_config(sub.add_parser("restore", help="restore a backup into an empty config folder"))
+    restore.add_argument("file")
+    restore.set_defaults(func=cmd_restore)
     return parser
 
 
