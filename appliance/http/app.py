@@ -19,7 +19,8 @@ from ..events import ApplianceStarted, Event
 from ..keys import APPLIANCE_KEY, AUTH_KEY, LIVE_KEY, TLS_KEY
 from ..loader import async_setup_addons
 from ..onboarding import register as register_onboarding
-from . import api, views
+from ..reload import sighup_ctx
+from . import api, config_api, views
 from .live import LiveHub
 from .middlewares import auth_middleware, error_middleware, forwarded_middleware, security_headers
 from .tls import CertificateStore
@@ -73,6 +74,7 @@ async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) 
     api.register(app.api)
     views.register(app.api)
     register_onboarding(app.api)
+    config_api.register(app.api)
     await async_setup_addons(app, configured, invalid)
     if app.primary and not oneshot:
         app.scheduler.add_cron("core.retention", app.retention.conf["prune"], app.retention.async_prune,
@@ -137,6 +139,7 @@ async def create_app(config_path: Path, *, checked: CheckResult | None = None,
     appliance.api.install(webapp)
     webapp.router.add_static("/static", STATIC_DIR, append_version=True)
     webapp.cleanup_ctx.append(_appliance_ctx)
+    webapp.cleanup_ctx.append(sighup_ctx)
     announce_bootstrap(auth.issue_bootstrap_token())
     return webapp
 
