@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ SETUP_BODY = vol.Schema(
         vol.Optional("token_scope", default="read"): vol.In(SCOPES),
     }
 )
-_LOCK = asyncio.Lock()
+# One lock per served app (not per module): a lock is bound to the event loop it first waited in.
+_LOCKS: weakref.WeakKeyDictionary[web.Application, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def _setup_allowed(request: web.Request) -> None:
@@ -102,7 +104,7 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
     app = request.app[APPLIANCE_KEY]
     auth = request.app[AUTH_KEY]
     body = request[BODY_KEY]
-    async with _LOCK:  # two tabs submitting at once must not both create a user
+    async with _LOCKS.setdefault(request.app, asyncio.Lock()):  # two tabs must not both create a user
         _setup_allowed(request)
         errors = _check_form(body)
         if errors:
