@@ -106,6 +106,19 @@ class AuthManager:
         # Only the hash is kept: the token itself is shown once on the console and nowhere else.
         self._bootstrap_hash: str | None = None
 
+    def apply_conf(self, conf: dict[str, Any]) -> None:
+        """Take the users and tokens of a reloaded `auth:` block; sessions of removed or changed users end."""
+        users = {u["username"]: str(u["password_hash"]) for u in conf.get("users", [])}
+        for name, old_hash in self.users.items():
+            if users.get(name) != old_hash:
+                self.sessions.end_user(name)
+        self.users = users
+        self.tokens = [(t["name"], str(t["token_hash"]), tuple(t.get("scopes", ["read"])))
+                       for t in conf.get("tokens", [])]
+        if self.users or self.tokens:
+            self._bootstrap_hash = None
+            self.sessions.end_kind("bootstrap")
+
     @property
     def needs_setup(self) -> bool:
         """True when no user is configured."""

@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     # Everything the daemon writes (database, checkouts, snapshots, backups) is private to its user;
     # files taken from a repository keep the modes git gives them.
-    os.umask(0o077)
+    os.umask(_daemon_umask())
     http = checked.domains["http"]
     host = args.host or http["host"]
     port = args.port or http["port"]
@@ -90,6 +90,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 ssl_context=tls.server_context if tls else None,
                 access_log=None, handle_signals=True, shutdown_timeout=10)
     return EXIT_OK
+
+
+def _daemon_umask() -> int:
+    """The umask the daemon writes with: `UMASK` from the environment (the image's setting), else 077."""
+    value = os.environ.get("UMASK", "").strip()
+    try:
+        return int(value, 8) & 0o777 if value else 0o077
+    except ValueError:
+        print(f"dockmaster: ignoring UMASK={value!r} (not an octal mask); using 077", file=sys.stderr)
+        return 0o077
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
@@ -334,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         verb = with_config(sub.add_parser(action, help=text))
         verb.add_argument("stack")
         verb.set_defaults(func=cmd_lifecycle, action=action)
-    # Verbs of addons (`dockmaster repo trust`, `dockmaster registry login`): their `cli` platform modules.
+    # Verbs of addons (`repo trust`, `registry login`, `backup`, `restore`): their `cli` platform modules.
     AddonRegistry().load_cli(sub, with_config)
     return parser
 

@@ -232,6 +232,18 @@ def _default_config(addon: Addon) -> Any:
 
 
 async def _async_setup_one(app: Appliance, addon: Addon, conf: Any) -> None:
+    from .reload import mark, remember
+
+    assert addon.module is not None
+    domain = addon.domain
+    before = mark(app)  # what the addon registers is recorded, so a config reload can undo it
+    try:
+        await _async_call_setup(app, addon, conf)
+    finally:
+        remember(app, domain, before)
+
+
+async def _async_call_setup(app: Appliance, addon: Addon, conf: Any) -> None:
     assert addon.module is not None
     domain = addon.domain
     try:

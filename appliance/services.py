@@ -63,6 +63,10 @@ class ServiceRegistry:
             raise ValueError(f"service {name} is already registered")
         self._services[name] = Service(name, handler, schema, scope, description)
 
+    def unregister(self, name: str) -> None:
+        """Withdraw a service (its addon is reloaded or torn down)."""
+        self._services.pop(name, None)
+
     def has(self, name: str) -> bool:
         """True when a loaded addon offers `name`."""
         return name in self._services

@@ -136,6 +136,12 @@ class SessionStore:
         self._forget(keys)
         return len(keys)
 
+    def end_kind(self, kind: str) -> int:
+        """End every session of a kind (the bootstrap sessions once the first user exists)."""
+        keys = [key for key, s in self.by_key.items() if s.kind == kind]
+        self._forget(keys)
+        return len(keys)
+
     def prune(self) -> None:
         """Forget expired sessions so memory and the table stay bounded."""
         now = time.time()

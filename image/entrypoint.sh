@@ -20,14 +20,30 @@ if [ "$(id -u)" = 0 ] && [ "$PUID" != 0 ] && [ "${DOCKMASTER_RUN_AS_ROOT:-0}" !=
   getent passwd "$PUID" >/dev/null \
     || echo "dockmaster:x:$PUID:$PGID:Dockmaster:$CONFIG_DIR:/usr/sbin/nologin" >>/etc/passwd
   mkdir -p "$CONFIG_DIR/.dockmaster"
-  # The process must read config, secrets and keys and write the data dir (a read-only mount stays as it is).
-  chown -R "$PUID:$PGID" "$CONFIG_DIR" 2>/dev/null \
-    || echo "entrypoint: could not chown everything under $CONFIG_DIR to $PUID:$PGID (read-only files?)" >&2
+  # The process must read config, secrets and keys and write the data dir. Only the top level of
+  # /config is handed over at each start (not every checkout and working folder, which can be many
+  # files on a slow share); everything below is handed over once, when the data dir's owner is not
+  # PUID yet (first start, or PUID changed). A read-only mount stays as it is.
+  if [ "$(stat -c %u "$CONFIG_DIR/.dockmaster")" != "$PUID" ]; then
+    chown -R "$PUID:$PGID" "$CONFIG_DIR" 2>/dev/null \
+      || echo "entrypoint: could not chown everything under $CONFIG_DIR to $PUID:$PGID (read-only files?)" >&2
+  else
+    find "$CONFIG_DIR" -maxdepth 1 ! -user "$PUID" -exec chown "$PUID:$PGID" {} + 2>/dev/null \
+      || echo "entrypoint: could not chown the top level of $CONFIG_DIR to $PUID:$PGID" >&2
+  fi
   export HOME="$CONFIG_DIR"
   exec setpriv --reuid="$PUID" --regid="$PGID" --groups="$groups" "$0" "$@"
 fi
 
 export HOME="${HOME:-$CONFIG_DIR}"
+# The daemon applies UMASK itself (default 077); the starter config below is private either way.
+export UMASK="${UMASK:-077}"
+umask 077
+# One-shot verbs (restore, backup, check-config, hash-password, ...) run as given, with no starter config.
+case "${1:-}" in
+  dockmaster) shift; exec dockmaster "$@" ;;
+esac
+
 if [ ! -f "$CONFIG" ]; then
   echo "entrypoint: $CONFIG does not exist; writing a starter config (edit it, then restart)"
   cat >"$CONFIG" <<'YAML'
@@ -39,12 +55,11 @@ dockmaster:
 http:
   host: 0.0.0.0
   port: 8099
-# No user yet: sign in once with the bootstrap token printed in the log, then add a user:
-#   docker exec -it dockmaster dockmaster hash-password
-# auth:
-#   users:
-#     - username: admin
-#       password_hash: !secret admin_password_hash
+# No user yet: sign in once with the bootstrap token printed in the log; the setup page then adds
+# the first user here (auth.users, its hash in secrets.yaml). Backups: the Backups page.
+backup:
+  cron: "0 4 * * *"
+  keep: 7
 YAML
 fi
 

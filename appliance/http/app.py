@@ -18,7 +18,9 @@ from ..errors import ConfigError, Conflict
 from ..events import ApplianceStarted, Event
 from ..keys import APPLIANCE_KEY, AUTH_KEY, LIVE_KEY, TLS_KEY
 from ..loader import async_setup_addons
-from . import api, views
+from ..onboarding import register as register_onboarding
+from ..reload import sighup_ctx
+from . import api, config_api, views
 from .live import LiveHub
 from .middlewares import auth_middleware, error_middleware, forwarded_middleware, security_headers
 from .tls import CertificateStore
@@ -71,6 +73,8 @@ async def async_build_appliance(checked: CheckResult, *, oneshot: bool = False) 
     configured = {d: v for d, v in checked.domains.items() if d not in ("dockmaster", "http", "auth")}
     api.register(app.api)
     views.register(app.api)
+    register_onboarding(app.api)
+    config_api.register(app.api)
     await async_setup_addons(app, configured, invalid)
     if app.primary and not oneshot:
         app.scheduler.add_cron("core.retention", app.retention.conf["prune"], app.retention.async_prune,
@@ -135,6 +139,7 @@ async def create_app(config_path: Path, *, checked: CheckResult | None = None,
     appliance.api.install(webapp)
     webapp.router.add_static("/static", STATIC_DIR, append_version=True)
     webapp.cleanup_ctx.append(_appliance_ctx)
+    webapp.cleanup_ctx.append(sighup_ctx)
     announce_bootstrap(auth.issue_bootstrap_token())
     return webapp
 
@@ -150,7 +155,7 @@ def announce_bootstrap(token: str | None) -> None:
         return
     _LOGGER.warning("No user or token is configured: the one-time bootstrap token is printed on the console")
     print(f"\nDockmaster: no user is configured. Sign in once at /login with the bootstrap token\n\n    {token}\n\n"
-          "then add a user (dockmaster hash-password) to auth.users.\n", file=sys.stderr, flush=True)
+          "and create the first user on the setup page that follows.\n", file=sys.stderr, flush=True)
 
 
 async def _appliance_ctx(webapp: web.Application) -> AsyncIterator[None]:

@@ -73,7 +73,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
                                               "error": "Wrong username or password."}, status=401)
     auth.logout(request.cookies.get(cookie_name(request)))  # a new session id at every login
     app.store.audit(f"{session.kind}:{session.username}", "login", source=client_ip(request))
-    response = web.HTTPSeeOther(_safe_next(body["next"]))
+    # The bootstrap login exists only to create the first user: it goes straight to the setup page.
+    response = web.HTTPSeeOther("/setup" if session.kind == "bootstrap" else _safe_next(body["next"]))
     max_age = int(auth.max_age)
     response.set_cookie(cookie_name(request), session.id, httponly=True, samesite="Strict",
                         secure=is_https(request), path="/", max_age=max_age)

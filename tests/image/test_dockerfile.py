@@ -59,10 +59,18 @@ def test_unraid_template_maps_port_config_socket_and_tz() -> None:
     assert root.findtext("WebUI") == "http://[IP]:[PORT:8099]/"
     configs = {c.get("Target"): c for c in root.findall("Config")}
     assert configs["8099"].get("Type") == "Port"
-    assert configs["/config"].get("Default") == "/mnt/user/appdata/dockmaster"
+    # SQLite stays off the /mnt/user FUSE share: the default is a pool path.
+    assert configs["/config"].get("Default") == "/mnt/cache/appdata/dockmaster"
+    assert configs["/config"].text == "/mnt/cache/appdata/dockmaster"
     assert configs["/var/run/docker.sock"].get("Type") == "Path"
-    assert configs["TZ"].get("Type") == "Variable"
-    assert "/dev/shm" in configs
+    for variable in ("TZ", "PUID", "PGID", "UMASK"):
+        assert configs[variable].get("Type") == "Variable", variable
+    assert configs["UMASK"].get("Default") == "077"
+    # /dev/shm as a path would bind a folder of the array, not a tmpfs: the size goes in ExtraParams.
+    assert "/dev/shm" not in configs
+    extra = (root.findtext("ExtraParams") or "").split()
+    assert any(re.fullmatch(r"--shm-size=\d+[mg]", p) for p in extra), extra
+    assert "--stop-timeout=30" in extra
     # The icon the template names ships in this repository.
     icon = re.search(r"/main/(.+)$", root.findtext("Icon") or "")
     assert icon and (REPO / icon.group(1)).read_bytes().startswith(b"\x89PNG")
@@ -70,6 +78,24 @@ def test_unraid_template_maps_port_config_socket_and_tz() -> None:
 
 def test_docs_name_every_config_entry_of_the_template() -> None:
     install = (REPO / "docs" / "install.md").read_text()
-    for target in ("8099", "/config", "/var/run/docker.sock", "/dev/shm", "TZ", "PUID", "PGID"):
+    for target in ("8099", "/config", "/var/run/docker.sock", "--shm-size", "TZ", "PUID", "PGID", "UMASK",
+                   "net.unraid.docker.icon", "net.unraid.docker.webui", "image/compose.yaml"):
         assert target in install, target
     assert Path(REPO / "image" / "unraid" / "dockmaster.xml").name in install
+
+
+def test_compose_file_for_plain_docker(compose_argv: list[str], tmp_path: Path) -> None:
+    import yaml
+
+    path = REPO / "image" / "compose.yaml"
+    service = yaml.safe_load(path.read_text())["services"]["dockmaster"]
+    root = ET.parse(TEMPLATE).getroot()
+    assert service["image"] == root.findtext("Repository")  # the same image as the Unraid template
+    assert service["ports"] == ["8099:8099"]
+    assert {v.split(":")[1] for v in service["volumes"]} == {"/config", "/var/run/docker.sock"}
+    assert set(service["environment"]) == {"TZ", "PUID", "PGID", "UMASK"}
+    assert service["shm_size"] and service["stop_grace_period"] == "30s"
+    # Compose itself accepts it.
+    result = subprocess.run([*compose_argv, "-f", str(path), "--project-directory", str(tmp_path), "config", "-q"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import re
 import secrets
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -78,5 +81,43 @@ def test_container_writes_starter_config_serves_and_becomes_healthy(
         )
         assert doctor.exit_code == 0, doctor.output.decode()
         assert "ok  docker engine" in doctor.output.decode()
+
+        # First run: bootstrap token -> setup page -> admin; the user survives a restart, comments stay.
+        token = re.search(r"bootstrap token\n\n    (\S+)\n", logs).group(1)
+        base = f"http://127.0.0.1:{port}"
+        browser = _Browser(base)
+        assert browser.post("/login", {"bootstrap_token": token, "next": "/"}).endswith("/setup")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/setup")).group(1)
+        assert browser.post("/setup", {"csrf_token": csrf, "username": "admin", "password": "image password",
+                                       "confirm": "image password"}) == f"{base}/"
+        assert '<span class="who">admin</span>' in browser.get("/")
+        config = (config_dir / "config.yaml").read_text()
+        assert config.startswith("# Dockmaster starter config") and "# No user yet" in config
+        assert "password_hash: !secret admin_password_hash" in config
+        container.restart(timeout=30)
+        _wait(health, 90, "the health check after a restart")
+        port = container.attrs["NetworkSettings"]["Ports"]["8099/tcp"][0]["HostPort"]
+        again = _Browser(f"http://127.0.0.1:{port}")
+        assert again.post("/login", {"username": "admin", "password": "image password"}).endswith("/")
+        assert "bootstrap token" not in container.logs(since=int(time.time()) - 5).decode()
     finally:
         container.remove(force=True)
+
+
+class _Browser:
+    """Form posts with a cookie jar, as a browser would send them (same-origin, no JavaScript)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=10) as resp:
+            return resp.read().decode()
+
+    def post(self, path: str, form: dict[str, str]) -> str:
+        """POST a form; returns the URL the redirects ended at."""
+        data = urllib.parse.urlencode(form).encode()
+        request = urllib.request.Request(self.base + path, data=data, headers={"Origin": self.base})
+        with self.opener.open(request, timeout=30) as resp:
+            return str(resp.url)

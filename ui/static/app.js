@@ -89,7 +89,36 @@
   document.addEventListener("submit", function (e) {
     const form = e.target;
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) e.preventDefault();
+    if (e.defaultPrevented) return;
+    // The action runs until the next page arrives: its button shows that and cannot be pressed twice.
+    const button = e.submitter || form.querySelector("button[type=submit], button:not([type])");
+    form.setAttribute("aria-busy", "true");
+    setTimeout(function () {
+      form.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+      if (button) {
+        button.classList.add("busy");
+        if (button.dataset.busyText) button.textContent = button.dataset.busyText;
+      }
+    }, 0);
   });
+  // A page restored from the back/forward cache must not keep its buttons disabled.
+  window.addEventListener("pageshow", function (e) {
+    if (!e.persisted) return;
+    document.querySelectorAll("form[aria-busy]").forEach(function (form) {
+      form.removeAttribute("aria-busy");
+      form.querySelectorAll("button").forEach(function (b) { b.disabled = false; b.classList.remove("busy"); });
+    });
+  });
+  // The compact phone menu.
+  const menu = document.getElementById("menu-toggle");
+  if (menu) {
+    menu.addEventListener("click", function () {
+      const nav = document.getElementById(menu.getAttribute("aria-controls"));
+      const open = menu.getAttribute("aria-expanded") !== "true";
+      menu.setAttribute("aria-expanded", String(open));
+      if (nav) nav.classList.toggle("open", open);
+    });
+  }
   // Buttons marked data-copy="#id" copy that element's text (deploy keys and the like).
   document.addEventListener("click", function (e) {
     const button = e.target.closest ? e.target.closest("button[data-copy]") : null;
