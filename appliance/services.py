@@ -71,6 +71,10 @@ class ServiceRegistry:
         """True when a loaded addon offers `name`."""
         return name in self._services
 
+    def __contains__(self, name: object) -> bool:
+        """`"stacks.deploy" in app.services`."""
+        return name in self._services
+
     def get(self, name: str) -> Service:
         """One service; raises NotFound."""
         service = self._services.get(name)

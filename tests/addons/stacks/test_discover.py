@@ -25,7 +25,6 @@ async def test_a_name_two_repos_make_is_refused_on_both(
     first, second = GitRemote(tmp_path / "one"), GitRemote(tmp_path / "two")
     first.commit({f"stacks/{name}/compose.yaml": data_compose(busybox_image, "one"),
                   f"stacks/{other}/compose.yaml": data_compose(busybox_image, "solo")}, "Stacks")
-    second.commit({f"apps/{name}/compose.yaml": data_compose(busybox_image, "two")}, "Same name")
     client = await make_client({
         "repos": [{"name": "one", "url": str(first.bare)}, {"name": "two", "url": str(second.bare)}],
         "stacks": [{"discover": {"repo": "one", "path": "stacks/*", "health_timeout": "20s"}},
@@ -34,22 +33,30 @@ async def test_a_name_two_repos_make_is_refused_on_both(
     app = client.server.app[APPLIANCE_KEY]
     await sync(app, "one")
     await sync(app, "two")
-    await wait_idle(app)
+    running = container_ids(docker_client, f"dm-{name}")
+    assert list(running) == ["app"]
 
+    # Another repo gains a folder of the same name: refused on both, and it never replaces the running one.
+    second.commit({f"apps/{name}/compose.yaml": data_compose(busybox_image, "two")}, "Same name")
+    await sync(app, "two")
+    await wait_idle(app)
     listing = await (await client.get("/api/v1/stacks", headers=bearer("read"))).json()
     assert [s["name"] for s in listing["stacks"]] == [other]
     assert listing["problems"] == [
         f"stack name '{name}' is made by one:stacks/{name} (discovered) and two:apps/{name} (discovered); "
         "neither is deployed until one is renamed or excluded"]
-    assert container_ids(docker_client, f"dm-{name}") == {}
-    assert list(container_ids(docker_client, f"dm-{other}")) == ["app"]
+    assert container_ids(docker_client, f"dm-{name}") == running
     assert (await client.post(f"/api/v1/stacks/{name}/deploy", json={}, headers=bearer("deploy"))).status == 404
+    first.commit({f"stacks/{name}/compose.yaml": data_compose(busybox_image, "one-v2")}, "A change while clashing")
+    await sync(app, "one")
+    assert container_ids(docker_client, f"dm-{name}") == running
 
-    # Excluding it in one repo settles it: the other repo's stack deploys.
+    # Giving the name back settles it: the stack is listed and deployed from its own repo again.
     second.commit({f"apps/{name}": None}, "Give the name back")
     await sync(app, "two")
     await sync(app, "one")
     await wait_idle(app)
     listing = await (await client.get("/api/v1/stacks", headers=bearer("read"))).json()
-    assert listing["problems"] == []
-    assert list(container_ids(docker_client, f"dm-{name}")) == ["app"]
+    assert listing["problems"] == [] and name in [s["name"] for s in listing["stacks"]]
+    log = app.data_dir / "stacks" / name / "work" / "data" / "log"
+    assert log.read_text().split()[0] == "one"
