@@ -184,7 +184,7 @@ class MqttBridge:
                 self.connected.clear()
             if self._stopping:
                 return
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not a secret
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter, not a secret
             delay = min(delay * 2, BACKOFF_MAX)
 
     def _client_for(self, tls: ssl.SSLContext | None) -> aiomqtt.Client:

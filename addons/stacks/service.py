@@ -8,7 +8,6 @@ from addons.repos.contract import REPOS
 from appliance.errors import NotFound
 
 from .contract import StackOverview
-
 from .guard import stack_policy
 from .health import list_project
 from .lifecycle import ACTIONS

@@ -26,9 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from addons.mqtt.bridge import MqttBridge
-from addons.mqtt.const import BRIDGE_KEY
 from appliance.core import Appliance
-from appliance.keys import APPLIANCE_KEY
+from tests.addons.stacks.conftest import (  # noqa: F401 - the stacks fixtures (real git remote, compose cleanup)
+    cleanup_projects,
+    make_client,
+    remote,
+    stacks_app,
+    suffix,
+)
 
 USER, PASSWORD = "dockmaster", "broker-secret-1"
 

@@ -11,7 +11,8 @@ import pytest
 import voluptuous as vol
 
 from addons.mqtt.const import BRIDGE_KEY
-from addons.mqtt.schema import CONFIG_SCHEMA, Broker as BrokerConf
+from addons.mqtt.schema import CONFIG_SCHEMA
+from addons.mqtt.schema import Broker as BrokerConf
 from appliance.keys import APPLIANCE_KEY
 
 from .conftest import PASSWORD, Broker, WatcherFactory, connected, mqtt_block
@@ -46,7 +47,7 @@ def test_schema_defaults_and_broker_urls() -> None:
 
 async def test_discovery_availability_and_retained_state(make_client: Any, broker: Broker,
                                                          watch: WatcherFactory) -> None:
-    _, app, bridge = await _start(make_client, broker)
+    _, _, bridge = await _start(make_client, broker)
     ha = await watch()  # subscribes after the publish: only retained copies can arrive
     await ha.wait_for(lambda: ha.seen["dockmaster/status"] == b"online")
     configs = await ha.wait_for(lambda: [t for t in ha.seen if t.endswith("/config")
@@ -93,7 +94,7 @@ async def test_malformed_commands_are_logged_and_ignored(make_client: Any, broke
 
 async def test_broker_outage_reconnects_and_republishes(make_client: Any, broker: Broker,
                                                         watch: WatcherFactory) -> None:
-    client, app, bridge = await _start(make_client, broker)
+    client, _, bridge = await _start(make_client, broker)
     broker.stop()  # persistence is off: every retained message is gone with it
     for _ in range(50):
         if not bridge.connected.is_set():
@@ -114,7 +115,7 @@ async def test_broker_outage_reconnects_and_republishes(make_client: Any, broker
 
 
 async def test_home_assistant_birth_republishes(make_client: Any, broker: Broker, watch: WatcherFactory) -> None:
-    _, _, bridge = await _start(make_client, broker)
+    await _start(make_client, broker)
     ha = await watch()
     await ha.wait_for(lambda: ha.seen["dockmaster/appliance/state"])
     ha.history.clear()

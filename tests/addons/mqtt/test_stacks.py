@@ -10,17 +10,7 @@ from typing import Any
 import pytest
 
 from addons.mqtt.const import BRIDGE_KEY
-from tests.addons.stacks.conftest import (  # noqa: F401 - fixtures used here
-    GitRemote,
-    StackApp,
-    cleanup_projects,
-    httpd_compose,
-    make_client,
-    remote,
-    stacks_app,
-    suffix,
-    wait_idle,
-)
+from tests.addons.stacks.conftest import GitRemote, StackApp, httpd_compose, wait_idle
 from tests.conftest import bearer
 
 from .conftest import PASSWORD, USER, Broker, WatcherFactory, connected
@@ -78,9 +68,11 @@ async def test_install_deploys_the_stack_audited_as_mqtt(
     assert runs[0]["kind"] == "deploy" and runs[0]["status"] == "succeeded", runs[0]
     assert runs[0]["actor"] == "mqtt:dm-test"
     await ha.wait_for(lambda: ha.json(update_topic)["installed_version"] == sha[:12], timeout=1.0)
+    state_topic = f"dockmaster/stack/{name}/state"
+    await ha.wait_for(lambda: ha.json(state_topic)["last_result"] == "succeeded", timeout=1.0)
     assert time.monotonic() - finished <= 1.0
-    state = ha.json(f"dockmaster/stack/{name}/state")
-    assert state["last_result"] == "succeeded" and state["problem"] == "OFF"
+    assert ha.json(state_topic)["problem"] == "OFF"
+    assert ha.json(update_topic)["latest_version"] == sha[:12]  # up to date: Home Assistant offers nothing
     await wait_idle(app)
     resp = await client.get("/api/v1/audit", headers=bearer("admin"))
     text = await resp.text()
