@@ -139,3 +139,16 @@ async def test_last_will_marks_offline_and_stop_says_offline(make_client: Any, b
     await bridge.async_stop()
     await ha.wait_for(lambda: ha.history[-1] == ("dockmaster/status", b"offline"), timeout=5)
     assert not bridge.connected.is_set()
+
+
+async def test_removed_stacks_have_their_discovery_cleared(make_client: Any, broker: Broker,
+                                                          watch: WatcherFactory) -> None:
+    ha = await watch()
+    stale = "homeassistant/update/dm-test/stack_gone_update/config"
+    await ha.client.publish(stale, '{"name": "Update"}', qos=1, retain=True)
+    await ha.wait_for(lambda: ha.seen[stale])
+    await _start(make_client, broker)
+    await ha.wait_for(lambda: ha.seen[stale] == b"", timeout=5)
+    fresh = await watch(identifier="home-assistant-2")  # a new subscriber gets no stale retained copy
+    await fresh.wait_for(lambda: fresh.seen["dockmaster/status"] == b"online")
+    assert stale not in fresh.seen
