@@ -6,6 +6,7 @@ Actions (deploy, rollback, stop, start, restart, down, auto_deploy) are services
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from appliance.datakeys import DataKey
@@ -13,7 +14,23 @@ from appliance.datakeys import DataKey
 from .events import DeployFailed, DeployStarted, DeploySucceeded, DriftDetected, RollbackFailed, RollbackSucceeded
 
 __all__ = ["STACKS", "DeployFailed", "DeployStarted", "DeploySucceeded", "DriftDetected", "RollbackFailed",
-           "RollbackSucceeded", "StackCatalog"]
+           "RollbackSucceeded", "StackCatalog", "StackOverview"]
+
+
+@dataclass(frozen=True)
+class StackOverview:
+    """One stack as a status display shows it: what runs, what is newest, how the last run went."""
+
+    name: str
+    health: str
+    auto_deploy: bool
+    deployed_revision: str | None
+    latest_revision: str | None  # the newest commit that changes this stack (the deployed one when none does)
+    latest_subject: str  # that commit's subject ("" when it is the deployed one)
+    last_run_kind: str | None
+    last_run_status: str | None
+    last_run_time: float | None
+    last_run_error: str | None
 
 
 class StackCatalog(Protocol):
@@ -27,6 +44,9 @@ class StackCatalog(Protocol):
 
     def health_of(self, name: str) -> str:
         """healthy, unhealthy, failed, stopped, down or unknown."""
+
+    async def async_overview(self, name: str) -> StackOverview:
+        """The stack's deployed and newest revision, health, auto_deploy and last run; NotFound when unknown."""
 
 
 STACKS: DataKey[StackCatalog] = DataKey("stacks")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from addons.repos.contract import REPOS
 from appliance.errors import NotFound
 
+from .contract import StackOverview
 from .guard import stack_policy
 from .health import list_project
 from .lifecycle import ACTIONS
@@ -119,6 +121,27 @@ class StackService:
             # Shown until a later run of the stack: what its policy refused, each with how to allow it.
             "policy_violations": (last or {}).get("details", {}).get("policy_violations", []),
         }
+
+    async def async_overview(self, name: str) -> StackOverview:
+        """Deployed and newest revision (the newest commit that changes the stack's folder), health, last run."""
+        summary = await self.async_summary(name)
+        spec = self.engine.specs().get(name)
+        deployed = summary["deployed_revision"]
+        latest, subject = deployed, ""
+        if spec is not None:
+            try:
+                repo = self.app.data[REPOS].get(spec.repo)
+                if repo.head and repo.head != deployed and (
+                        not deployed or any(spec.owns(p) for p in await repo.async_changed_paths(deployed, repo.head))):
+                    latest, subject = repo.head, (await repo.async_commit(repo.head)).subject
+            except Exception:  # an unreadable clone: show what runs
+                latest, subject = deployed, ""
+        last = summary["last_run"] or {}
+        return StackOverview(
+            name=name, health=summary["health"], auto_deploy=summary["auto_deploy"], deployed_revision=deployed,
+            latest_revision=latest, latest_subject=subject, last_run_kind=last.get("kind"),
+            last_run_status=last.get("status"), last_run_time=last.get("finished") or last.get("started"),
+            last_run_error=last.get("error"))
 
     async def async_list(self) -> list[dict[str, Any]]:
         """Every stack's summary, orphaned ones included."""
