@@ -1,7 +1,10 @@
 """Benchmark: "check for updates" on N SSH test hosts at fan-out 20 and 5, next to ansible-core.
 
-Usage: .venv/bin/python -m bench.hosts_check [--hosts 50] [--ansible /tmp/dm-ansible-venv/bin/ansible]
-Loopback only: the hosts are the Debian test containers of tests/support/hosts on 127.0.0.1 ports.
+Usage: .venv/bin/python -m bench.hosts_check [--hosts 50] [--dnf-hosts 10] [--pacman-hosts 10]
+       [--ansible /tmp/dm-ansible-venv/bin/ansible]
+Loopback only: the hosts are the test containers of tests/support/hosts on 127.0.0.1 ports: apt
+hosts, and hosts whose package manager is Debian's dnf (local rpm repo) or pacman (local repo-add
+repo). ansible-core runs the same read-only check on the same hosts.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -68,37 +72,54 @@ async def dockmaster_round(folder: Path, fleet: HostFleet, known: Path, fan_out:
             "failed": failed}
 
 
-async def single_host_times(folder: Path, fleet: HostFleet, known: Path, sample: int) -> list[float]:
-    """Check `sample` hosts one at a time (nothing else running): the single-host baseline."""
+async def single_host_times(folder: Path, fleet: HostFleet, known: Path, sample: int) -> dict[str, list[float]]:
+    """Check up to `sample` hosts of each package manager one at a time: the single-host baseline."""
     folder.mkdir(parents=True, exist_ok=True)
     app = await async_build_appliance(check_config(write_config(folder, fleet, known, 1)), oneshot=True)
     engine = app.data[HOSTS_ENGINE]
-    times = []
-    for name in list(engine.conf)[:sample]:
+    times: dict[str, list[float]] = defaultdict(list)
+    for host in fleet.hosts:
+        if len(times[host.flavour]) >= sample:
+            continue
         started = time.perf_counter()
-        await engine.async_check_all(trigger="manual", names=[name])
-        times.append(time.perf_counter() - started)
+        await engine.async_check_all(trigger="manual", names=[fleet.host_config(host, known)["name"]])
+        times[host.flavour].append(time.perf_counter() - started)
     await app.async_stop()
     await app.store.async_close()
     return times
 
 
+# The read-only check ansible runs per package manager: the same commands Dockmaster's check runs
+# (apt's index refresh aside); dnf's exit 100 and pacman -Qu's exit 1 mean "updates" and "none".
+ANSIBLE_CHECKS = {
+    "apt": ("apt-get -s upgrade", False),
+    "dnf": ("dnf -q check-update || [ $? -eq 100 ]", True),
+    "pacman": ("pacman -Sy >/dev/null && { pacman -Qu; [ $? -le 1 ]; }", True),
+}
+
+
 def ansible_round(ansible: str, fleet: HostFleet, known: Path, folder: Path, forks: int) -> float | None:
-    """The same read-only check with ansible-core: `apt-get -s upgrade` on every host."""
-    inventory = folder / "inventory.ini"
-    lines = ["[fleet]"] + [
-        f"{h.name} ansible_host=127.0.0.1 ansible_port={h.port} ansible_user=dm" for h in fleet.hosts
-    ]
-    lines += ["[fleet:vars]", f"ansible_ssh_private_key_file={fleet.key_path}",
-              "ansible_python_interpreter=/usr/bin/python3",
-              f"ansible_ssh_common_args='-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes'"]
-    inventory.write_text("\n".join(lines) + "\n")
+    """The same read-only check with ansible-core on every host, the command chosen by its package manager."""
+    groups: dict[str, Any] = {}
+    for host in fleet.hosts:
+        command, become = ANSIBLE_CHECKS[host.flavour]
+        group = groups.setdefault(host.flavour, {"hosts": {}, "vars": {"check_cmd": command,
+                                                                         "ansible_become": become}})
+        group["hosts"][host.name] = {"ansible_host": "127.0.0.1", "ansible_port": host.port}
+    inventory = folder / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": groups, "vars": {
+        "ansible_user": "dm", "ansible_ssh_private_key_file": str(fleet.key_path),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes",
+    }}}))
     (folder / "ansible.cfg").write_text("[defaults]\n")
     env = {**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_CONFIG": str(folder / "ansible.cfg"),
            "ANSIBLE_LOCAL_TEMP": str(folder / "ansible-tmp")}
     started = time.perf_counter()
     done = subprocess.run(
-        [ansible, "fleet", "-i", str(inventory), "-f", str(forks), "-o", "-m", "command", "-a", "apt-get -s upgrade"],
+        [ansible, "all", "-i", str(inventory), "-f", str(forks), "-o", "-m", "command", "-a",
+         # Arguments that start with "{" would be read as JSON; `sh -c` runs the group's command.
+         "sh -c {{ check_cmd | quote }}"],
         env=env, capture_output=True, text=True, timeout=TIME_LIMIT,
     )
     wall = time.perf_counter() - started
@@ -112,22 +133,33 @@ def ansible_round(ansible: str, fleet: HostFleet, known: Path, folder: Path, for
 async def main() -> None:
     """Start the hosts, run every round, print the figures."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--hosts", type=int, default=50, help="apt hosts")
+    parser.add_argument("--dnf-hosts", type=int, default=10)
+    parser.add_argument("--pacman-hosts", type=int, default=10)
     parser.add_argument("--ansible", default="/tmp/dm-ansible-venv/bin/ansible")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dm-bench-hosts-"))
     fleet = HostFleet(docker.from_env(timeout=300))
     try:
         started = time.perf_counter()
-        fleet.start(args.hosts)
-        print(f"started {args.hosts} SSH hosts on 127.0.0.1 in {time.perf_counter() - started:.1f}s")
+        counts = {"apt": args.hosts, "dnf": args.dnf_hosts, "pacman": args.pacman_hosts}
+        for flavour, count in counts.items():
+            if count:
+                fleet.start(count, flavour=flavour)
+        total = len(fleet.hosts)
+        print(f"started {total} SSH hosts on 127.0.0.1 ({', '.join(f'{n} {f}' for f, n in counts.items())}) "
+              f"in {time.perf_counter() - started:.1f}s")
         known = fleet.write_known_hosts(work / "known_hosts")
-        # Warm-up: every host's apt lists are fetched once so each round does the same work.
-        await dockmaster_round(work / "warm", fleet, known, 20)
-        single = await single_host_times(work / "single", fleet, known, sample=10)
+        # Warm-up: every host's package indexes are fetched once so each round does the same work.
+        warm = await dockmaster_round(work / "warm", fleet, known, 20)
+        if warm["failed"]:
+            print(f"  warm-up: {len(warm['failed'])} host(s) failed: {', '.join(warm['failed'][:5])}")
+        single_by_manager = await single_host_times(work / "single", fleet, known, sample=10)
+        single = [t for times in single_by_manager.values() for t in times]
         slowest = max(single)
-        print(f"single host alone (10 hosts, one at a time): median {sorted(single)[len(single) // 2]:.2f}s, "
-              f"slowest {slowest:.2f}s")
+        for flavour, times in single_by_manager.items():
+            print(f"single {flavour} host alone ({len(times)} hosts, one at a time): "
+                  f"median {sorted(times)[len(times) // 2]:.2f}s, slowest {max(times):.2f}s")
         rows = []
         for fan_out in (20, 5):
             result = await dockmaster_round(work / f"fan{fan_out}", fleet, known, fan_out)
@@ -145,13 +177,13 @@ async def main() -> None:
                 answer = ansible_round(args.ansible, fleet, known, work, forks)
                 if answer is not None:
                     rows.append((f"ansible-core forks {forks}", answer))
-                    print(f"ansible-core forks {forks:>2}: wall {answer:.2f}s (apt-get -s upgrade only)")
+                    print(f"ansible-core forks {forks:>2}: wall {answer:.2f}s (the list commands only)")
         else:
             print(f"ansible not found at {args.ansible}: python3 -m venv /tmp/dm-ansible-venv && "
                   "/tmp/dm-ansible-venv/bin/pip install ansible-core")
         print("\nside by side (same hosts, same run):")
         for label, wall in rows:
-            print(f"  {label:<24} {wall:7.2f}s  {args.hosts / wall:6.1f} hosts/s")
+            print(f"  {label:<24} {wall:7.2f}s  {total / wall:6.1f} hosts/s")
     finally:
         fleet.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -18,6 +18,7 @@ from appliance.windows import MaintenanceWindow
 
 from .history import Delivery, DeliveryLog
 from .messages import UNNOTIFIABLE, Message, compose, make_test_message
+from .pending import PendingStore
 from .redact import install_log_redaction, redact_url, secret_pieces
 from .runner import STARTUP_ALLOWANCE, ChildFailed, async_run_child, async_validate
 from .targets import Service, Target
@@ -38,6 +39,9 @@ class NotifyEngine:
         self.app = app
         self.conf = conf
         self.log = DeliveryLog(app.store)
+        self.pending = PendingStore(app.store)
+        self._unsaved: set[str] = set()
+        self._save_handle: asyncio.Handle | None = None
         self.targets: dict[str, Target] = {}
         self._workers: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
@@ -105,7 +109,20 @@ class NotifyEngine:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def async_start(self) -> None:
-        """Start one sender task per usable target."""
+        """Take back what the targets held or folded before a restart, then start one sender per target."""
+        await self.app.store.flush()  # after a config reload, the previous engine's last save is committed first
+        saved = await self.pending.async_load()
+        for name, state in saved.items():
+            target = self.targets.get(name)
+            if target is None:
+                _LOGGER.info("Dropping held notifications of %s: the target is no longer configured", name)
+                self.pending.forget(name)
+            elif target.enabled:
+                target.restore(state)
+                _LOGGER.info("Target %s: %d held message(s) and %d fold(s) carried over from before the restart",
+                             name, len(target.held), len(target.folds))
+        for target in self.targets.values():
+            target.changed = self._async_target_changed
         for target in self.targets.values():
             if target.enabled:
                 self._workers.append(asyncio.create_task(self._async_worker(target), name=f"notify:{target.name}"))
@@ -115,6 +132,7 @@ class NotifyEngine:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self._async_save_changed()
         for target in self.targets.values():
             target.close()
         queues = [t.queue.join() for t in self.targets.values() if t.enabled and t.queue.qsize()]
@@ -142,6 +160,20 @@ class NotifyEngine:
             if composed is None:
                 composed = compose(event, link=self.app.link, redact=self.app.redactor)
             target.offer(composed)
+
+    def _async_target_changed(self, target: Target) -> None:
+        # A burst of events changes a target many times in one loop pass; it is written once.
+        self._unsaved.add(target.name)
+        if self._save_handle is None:
+            self._save_handle = asyncio.get_running_loop().call_soon(self._async_save_changed)
+
+    def _async_save_changed(self) -> None:
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
+        for name in sorted(self._unsaved):
+            self.pending.save(name, self.targets[name].snapshot())
+        self._unsaved.clear()
 
     def _enqueue(self, target: Target, message: Message) -> None:
         try:

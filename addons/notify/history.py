@@ -8,6 +8,8 @@ from typing import Any
 
 from appliance.store import Store
 
+from .pending import TABLE_SQL as PENDING_TABLE_SQL
+
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE notify_deliveries (
@@ -27,6 +29,8 @@ MIGRATIONS: list[str] = [
     """,
     # Retention (dockmaster.retention.deliveries) prunes by time.
     "CREATE INDEX notify_deliveries_time ON notify_deliveries (time)",
+    # Quiet-hours holds and fold counters outlive a restart (see `pending`).
+    PENDING_TABLE_SQL,
 ]
 
 # sent: every URL took it; partial: some did; failed: none did; dropped: the target's queue was full.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +38,7 @@ class _Fold:
     composed: Composed
     count: int = 0
     handle: asyncio.TimerHandle | None = None
+    ends: float = 0.0  # wall-clock end of the period, so a restart continues it
 
 
 @dataclass
@@ -60,6 +63,8 @@ class Target:
     queue: asyncio.Queue[Message] = field(init=False)
     folds: dict[str, _Fold] = field(default_factory=dict)
     held: dict[str, _Held] = field(default_factory=dict)
+    # Called whenever held messages or fold counters change, so they can be persisted.
+    changed: Callable[[Target], None] = field(default=lambda target: None, repr=False)
     _hold_handle: asyncio.TimerHandle | None = None
 
     def __post_init__(self) -> None:
@@ -108,19 +113,25 @@ class Target:
         if fold is not None:
             fold.count += 1
             fold.composed = composed
+            self.changed(self)
             return
         self.folds[message.key] = self._start_fold(composed)
+        self.changed(self)
         self.send(self, message)
 
-    def _start_fold(self, composed: Composed) -> _Fold:
-        fold = _Fold(composed)
-        loop = asyncio.get_running_loop()
-        fold.handle = loop.call_later(self.fold_period.total_seconds(), self._fold_ended, composed.message.key)
+    def _start_fold(self, composed: Composed, delay: float | None = None) -> _Fold:
+        period = self.fold_period.total_seconds()
+        delay = period if delay is None else min(max(delay, 0.0), period)
+        fold = _Fold(composed, ends=time.time() + delay)
+        fold.handle = asyncio.get_running_loop().call_later(delay, self._fold_ended, composed.message.key)
         return fold
 
     def _fold_ended(self, key: str) -> None:
         fold = self.folds.pop(key, None)
-        if fold is None or fold.count == 0:
+        if fold is None:
+            return
+        self.changed(self)
+        if fold.count == 0:
             return
         digest = fold_digest(fold.composed, fold.count, self.fold_period)
         # A key that keeps repeating stays folded: the next period starts with this digest.
@@ -141,11 +152,14 @@ class Target:
         else:
             held.count += 1
             held.message = message
+        self.changed(self)
+        self._schedule_release(max(0.0, (closes - now).total_seconds()))
+        return True
+
+    def _schedule_release(self, delay: float) -> None:
         if self._hold_handle is None:
-            delay = max(0.0, (closes - now).total_seconds())
             self._hold_handle = asyncio.get_running_loop().call_later(delay, self.release_held)
             _LOGGER.debug("Target %s: quiet hours, holding messages for %.0fs", self.name, delay)
-        return True
 
     def release_held(self) -> None:
         """Send what quiet hours held, as one digest."""
@@ -154,11 +168,41 @@ class Target:
             return
         items = [(held.message, held.count) for held in self.held.values()]
         self.held.clear()
-        assert self.quiet is not None
-        self.send(self, quiet_digest(items, self.conf["quiet_hours"]["text"]))
+        self.changed(self)
+        quiet = self.conf.get("quiet_hours")
+        self.send(self, quiet_digest(items, quiet["text"] if quiet else "now removed from the config"))
+
+    # --- persistence: what is held or folded outlives a restart ---------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Held messages and folds in progress as plain data (times as Unix seconds)."""
+        return {
+            "held": [{"message": dataclasses.asdict(h.message), "count": h.count} for h in self.held.values()],
+            "folds": [
+                {"message": dataclasses.asdict(f.composed.message), "repeat": f.composed.repeat,
+                 "count": f.count, "ends": f.ends}
+                for f in self.folds.values()
+            ],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back a snapshot after a restart: folds continue, held messages wait for quiet hours to end."""
+        now = time.time()
+        for item in state.get("folds") or []:
+            composed = Composed(Message(**item["message"]), item["repeat"])
+            fold = self._start_fold(composed, delay=item["ends"] - now)
+            fold.count = item["count"]
+            self.folds[composed.message.key] = fold
+        for item in state.get("held") or []:
+            message = Message(**item["message"])
+            self.held[message.key] = _Held(message, item["count"])
+        if self.held:
+            closes = self.quiet.closes_at() if self.quiet is not None else None
+            # Quiet hours that ended (or were removed) while the appliance was down: the digest goes now.
+            self._schedule_release(0.0 if closes is None else max(0.0, closes.timestamp() - now))
 
     def close(self) -> None:
-        """Cancel the timers (shutdown)."""
+        """Cancel the timers (shutdown); the state stays as persisted for the next start."""
         for fold in self.folds.values():
             if fold.handle is not None:
                 fold.handle.cancel()

@@ -18,7 +18,8 @@ from typing import Any
 import asyncssh
 import docker
 
-from .image import HOST_IMAGE, TEST_USER, ensure_host_image
+from .image import TEST_USER, ensure_host_image
+from .other_repos import build_pacman_repo, build_rpm_repo
 from .repo import build_repo
 
 LABEL = "io.dockmaster.test-host"
@@ -36,6 +37,7 @@ class TestHost:
     harness: Path
     host_key: str = ""
     reboots: int = 0
+    flavour: str = "apt"  # the package manager: apt, dnf or pacman
 
     @property
     def known_hosts_line(self) -> str:
@@ -86,40 +88,66 @@ class HostFleet:
         self.public_key = key.export_public_key().decode().strip()
         self.repo = build_repo(self.workdir / "repo")
         self.broken_repo = build_repo(self.workdir / "repo-broken", broken=True)
+        self._flavour_repos: dict[str, Path] = {}
+        self._build_lock = threading.Lock()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._watcher = threading.Thread(target=self._watch_reboots, name="dm-reboot-harness", daemon=True)
         self._watcher.start()
 
-    def _start_one(self, index: int, broken: bool) -> TestHost:
+    def _repo_for(self, flavour: str) -> Path:
+        """The local repository a flavour's hosts mount at /repo (built once per fleet; blocks)."""
+        with self._build_lock:
+            if flavour not in self._flavour_repos:
+                ensure_host_image(self.client, flavour)
+                builder = build_rpm_repo if flavour == "dnf" else build_pacman_repo
+                self._flavour_repos[flavour] = builder(self.workdir / f"repo-{flavour}")
+            return self._flavour_repos[flavour]
+
+    def _start_one(self, index: int, broken: bool, flavour: str = "apt") -> TestHost:
         name = f"dm-host-{self.suffix}-{index}"
         harness = self.workdir / name
         harness.mkdir()
         (harness / "authorized_keys").write_text(self.public_key + "\n")
         os.chmod(harness, 0o777)  # the reboot script runs as root inside, but keep it simple for any user
         port = free_port()
+        if flavour != "apt":
+            repo = self._repo_for(flavour)
+        elif broken:
+            repo = self.broken_repo
+        else:
+            repo = self.repo
+        image = ensure_host_image(self.client, flavour)
         container = self.client.containers.run(
-            HOST_IMAGE, name=name, hostname=name, detach=True, labels={LABEL: self.suffix},
+            image, name=name, hostname=name, detach=True, labels={LABEL: self.suffix},
             ports={"22/tcp": ("127.0.0.1", port)},
             # /run is a tmpfs as on a real machine: /run/reboot-required vanishes on reboot.
             tmpfs={"/run": "mode=755"},
             volumes={
                 str(harness): {"bind": "/harness", "mode": "rw"},
-                str(self.broken_repo if broken else self.repo): {"bind": "/repo", "mode": "ro"},
+                str(repo): {"bind": "/repo", "mode": "ro"},
             },
         )
-        host = TestHost(name, container, port, harness)
+        host = TestHost(name, container, port, harness, flavour=flavour)
         wait_for_ssh(port)
         code, out = host.exec("cat", "/etc/ssh/ssh_host_ed25519_key.pub")
         assert code == 0, out
         host.host_key = " ".join(out.split()[:2])
         return host
 
-    def start(self, count: int, *, broken: set[int] | frozenset[int] = frozenset()) -> list[TestHost]:
-        """Start `count` hosts in parallel (indexes in `broken` get a failing dm-demo v2; blocks)."""
+    def start(self, count: int, *, broken: set[int] | frozenset[int] = frozenset(),
+              flavour: str = "apt") -> list[TestHost]:
+        """Start `count` hosts in parallel (indexes in `broken` get a failing dm-demo v2; apt only; blocks).
+
+        `flavour` picks the package manager: apt, or Debian's dnf or pacman standing in for Fedora or Arch.
+        """
+        if flavour != "apt":
+            if broken:
+                raise ValueError("broken upgrades exist only for apt hosts")
+            self._repo_for(flavour)
         base = len(self.hosts)
         with ThreadPoolExecutor(max_workers=min(count, 16)) as pool:
-            started = list(pool.map(lambda i: self._start_one(base + i, i in broken), range(count)))
+            started = list(pool.map(lambda i: self._start_one(base + i, i in broken, flavour), range(count)))
         with self._lock:
             self.hosts.extend(started)
         return started

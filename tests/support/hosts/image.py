@@ -1,4 +1,9 @@
-"""Builds the Debian SSH test image once (debootstrap minbase + `docker import`), cached by tag."""
+"""Builds the Debian SSH test images once (debootstrap minbase + `docker import`), cached by tag.
+
+Three flavours share one recipe: `apt` (Debian as it is), and `dnf` and `pacman`, where Debian's
+own builds of those package managers stand in for a Fedora or Arch host: apt-get is removed so
+detection finds them, and their only repository is the local one mounted at /repo.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,43 @@ from pathlib import Path
 
 import docker
 
+from .other_repos import build_pacman_package, build_rpm
 from .repo import build_package
 
 HOST_IMAGE = "dockmaster-test/debian-ssh:1"
 SUITE = "bookworm"
 PACKAGES = ["openssh-server", "sudo", "python3", "procps"]
+# Image tag and extra Debian packages per package manager.
+FLAVOURS: dict[str, tuple[str, list[str]]] = {
+    "apt": (HOST_IMAGE, []),
+    "dnf": ("dockmaster-test/dnf-ssh:1", ["dnf", "dnf-plugins-core", "rpm"]),
+    "pacman": ("dockmaster-test/pacman-ssh:1", ["pacman-package-manager"]),
+}
+
+_DNF_CONF = """[main]
+gpgcheck=0
+installonly_limit=3
+clean_requirements_on_remove=True
+best=False
+skip_if_unavailable=False
+"""
+_DNF_REPO = """[dmtest]
+name=Dockmaster test repository
+baseurl=file:///repo
+enabled=1
+gpgcheck=0
+repo_gpgcheck=0
+metadata_expire=0
+"""
+_PACMAN_CONF = """[options]
+Architecture = auto
+SigLevel = Never
+LocalFileSigLevel = Never
+HoldPkg = pacman
+
+[dmtest]
+Server = file:///repo
+"""
 TEST_USER = "dm"
 
 # PID 1 of every test host: make a host key on first boot only (kept across restarts, as on a
@@ -70,7 +107,7 @@ def _run(argv: list[str]) -> None:
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _customise(root: Path, work: Path) -> None:
+def _customise(root: Path, work: Path, flavour: str = "apt") -> None:
     """Add the test user, sshd config, init and reboot scripts and dm-demo v1 to the rootfs."""
     _run(["chroot", str(root), "useradd", "-m", "-s", "/bin/bash", TEST_USER])
     # '*' = no password but not locked: sshd (UsePAM no) refuses keys for a locked account.
@@ -91,6 +128,21 @@ def _customise(root: Path, work: Path) -> None:
         target.chmod(0o755)
     (root / "harness").mkdir(exist_ok=True)
     (root / "repo").mkdir(exist_ok=True)
+    if flavour == "dnf":
+        _customise_dnf(root, work)
+    elif flavour == "pacman":
+        _customise_pacman(root, work)
+    else:
+        _customise_apt(root, work)
+    for cache in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
+        folder = root / cache
+        if folder.is_dir():
+            for item in folder.iterdir():
+                if item.is_file() and item.name != "lock":
+                    item.unlink()
+
+
+def _customise_apt(root: Path, work: Path) -> None:
     # apt reads only the mounted local repository: it can never reach a network mirror.
     for source in (root / "etc/apt/sources.list.d").glob("*"):
         source.unlink()
@@ -102,20 +154,52 @@ def _customise(root: Path, work: Path) -> None:
     shutil.copy(deb, root / "tmp/dm-demo.deb")
     _run(["chroot", str(root), "dpkg", "-i", "/tmp/dm-demo.deb"])
     (root / "tmp/dm-demo.deb").unlink()
-    for cache in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man"):
-        folder = root / cache
-        if folder.is_dir():
-            for item in folder.iterdir():
-                if item.is_file() and item.name != "lock":
-                    item.unlink()
 
 
-def ensure_host_image(client: docker.DockerClient | None = None) -> str:
-    """Build `dockmaster-test/debian-ssh:1` unless the engine already has it (blocks minutes once)."""
+def _hide_apt(root: Path) -> None:
+    """Remove apt's commands: the host stands in for one whose package manager is dnf or pacman."""
+    for name in ("usr/bin/apt-get", "usr/bin/apt", "usr/bin/apt-cache"):
+        (root / name).unlink(missing_ok=True)
+
+
+def _customise_dnf(root: Path, work: Path) -> None:
+    (root / "etc/dnf").mkdir(parents=True, exist_ok=True)
+    (root / "etc/dnf/dnf.conf").write_text(_DNF_CONF)
+    repos = root / "etc/yum.repos.d"
+    repos.mkdir(parents=True, exist_ok=True)
+    for old in repos.glob("*"):
+        old.unlink()
+    (repos / "dmtest.repo").write_text(_DNF_REPO)
+    # Debian's rpm keeps a database per user (~/.rpmdb); Fedora's has one for the system, which every
+    # user reads (Dockmaster's `rpm -q` runs without sudo). Set it the Fedora way.
+    (root / "etc/rpm").mkdir(parents=True, exist_ok=True)
+    (root / "etc/rpm/macros.dbpath").write_text("%_dbpath /var/lib/rpm\n")
+    rpm = build_rpm(work / "rpm", version="1")
+    shutil.copy(rpm, root / "tmp/dm-demo.rpm")
+    # Debian's rpm database starts empty; dm-demo 1 is its first package (no dependencies to resolve).
+    _run(["chroot", str(root), "rpm", "-i", "--nodeps", "/tmp/dm-demo.rpm"])
+    (root / "tmp/dm-demo.rpm").unlink()
+    _hide_apt(root)
+
+
+def _customise_pacman(root: Path, work: Path) -> None:
+    (root / "etc/pacman.conf").write_text(_PACMAN_CONF)
+    for folder in ("var/lib/pacman/local", "var/lib/pacman/sync", "var/cache/pacman/pkg"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    package = build_pacman_package(work / "pacman", version="1")
+    shutil.copy(package, root / "tmp" / package.name)
+    _run(["chroot", str(root), "pacman", "-U", "--noconfirm", f"/tmp/{package.name}"])
+    (root / "tmp" / package.name).unlink()
+    _hide_apt(root)
+
+
+def ensure_host_image(client: docker.DockerClient | None = None, flavour: str = "apt") -> str:
+    """Build the image of a flavour (apt: `dockmaster-test/debian-ssh:1`) unless it exists (blocks minutes once)."""
     client = client or docker.from_env(timeout=300)
+    tag, extra = FLAVOURS[flavour]
     try:
-        client.images.get(HOST_IMAGE)
-        return HOST_IMAGE
+        client.images.get(tag)
+        return tag
     except docker.errors.ImageNotFound:
         pass
     if shutil.which("debootstrap") is None:
@@ -124,10 +208,10 @@ def ensure_host_image(client: docker.DockerClient | None = None) -> str:
         work = Path(tmp)
         root = work / "rootfs"
         _run([
-            "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(root),
+            "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES + extra)}", SUITE, str(root),
             debian_mirror(),
         ])
-        _customise(root, work)
+        _customise(root, work, flavour)
         archive = work / "rootfs.tar"
         with tarfile.open(archive, "w") as tar:
             for item in sorted(root.iterdir()):
@@ -137,10 +221,12 @@ def ensure_host_image(client: docker.DockerClient | None = None) -> str:
                     tar.add(str(item), arcname=item.name, recursive=False)
         _run([
             "docker", "import", "--change", 'CMD ["/usr/local/sbin/dm-init"]',
-            "--change", "EXPOSE 22", str(archive), HOST_IMAGE,
+            "--change", "EXPOSE 22", str(archive), tag,
         ])
-    return HOST_IMAGE
+    return tag
 
 
 if __name__ == "__main__":
-    print(ensure_host_image())
+    import sys
+
+    print(ensure_host_image(flavour=sys.argv[1] if len(sys.argv) > 1 else "apt"))
