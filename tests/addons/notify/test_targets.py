@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from addons.hosts.events import RebootRequired, UpdatesAvailable
 from addons.notify.messages import Message, compose
@@ -45,10 +46,16 @@ async def test_a_full_queue_drops_and_records(notify_app: NotifyApp, stall_serve
         "    timeout: 0.5s\n    retries: 0\n    queue_size: 1\n",
         {"u": f"json://127.0.0.1:{stall_server.port}/x"},
     )
-    for number in range(3):
+    app.bus.async_fire(DeployFailed(stack="s0", revision="r", error="e"))
+    # The first one is in flight (its sender reached the stalling receiver) before the next two arrive.
+    deadline = time.monotonic() + 15
+    while stall_server.accepted < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    for number in (1, 2):
         app.bus.async_fire(DeployFailed(stack=f"s{number}", revision="r", error="e"))
-        await asyncio.sleep(0.05)  # the first one is picked up by the sender before the next arrives
-    rows = await async_deliveries(app, count=3, timeout=4)
+        await asyncio.sleep(0.01)
+    # Each send runs Apprise in a child process: on a busy machine that alone can take seconds.
+    rows = await async_deliveries(app, count=3, timeout=20)
     assert sorted(r["outcome"] for r in rows) == ["dropped", "failed", "failed"]
     dropped = next(r for r in rows if r["outcome"] == "dropped")
     assert dropped["title"] == "Deploy of s2 failed"

@@ -122,9 +122,11 @@ async def test_the_ui_offers_lifecycle_buttons(
 
 
 async def test_a_stack_gone_from_git_is_orphaned_and_on_remove_down_takes_it_down(
-    remote: GitRemote, stacks_app: StackApp, busybox_image: str, docker_client: Any, suffix: str
+    remote: GitRemote, stacks_app: StackApp, busybox_image: str, docker_client: Any, suffix: str,
+    cleanup_projects: list[str],
 ) -> None:
     keep, drop, found = f"keep-{suffix}", f"drop-{suffix}", f"found-{suffix}"
+    cleanup_projects.append(f"dm-{found}")  # discovered, and kept running as an orphan: the test removes it
     remote.commit({
         "stacks/keep/compose.yaml": data_compose(busybox_image, "k1"),
         "stacks/drop/compose.yaml": _with_volume(busybox_image, "d1"),
