@@ -134,10 +134,12 @@ class AddonRegistry:
 
 
     def load_platforms(self) -> None:
-        """Import every addon's `events` and `notify` platform modules (event types, message texts).
+        """Load every addon's `events` and `notify` platform modules (event types, message texts).
 
         They are small and register themselves: a notify target may name an event of any addon,
-        and check-config must know every event name before the addon that fires it is set up.
+        and check-config must know every event name before the addon that fires it is set up. They
+        are loaded from their files without the addon's package, whose imports (docker, asyncssh,
+        aiomqtt…) an addon that is not configured never needs; the package finds them when it loads.
         """
         from . import messages
 
@@ -145,19 +147,19 @@ class AddonRegistry:
             if domain in self._platforms_loaded:
                 continue
             self._platforms_loaded.add(domain)
+            folder = next((Path(p) / domain for p in addons.__path__ if (Path(p) / domain / "__init__.py").is_file()),
+                          None)
+            if folder is None:
+                continue
             for platform in ("events", "notify"):
-                name = f"addons.{domain}.{platform}"
                 try:
-                    if importlib.util.find_spec(name) is None:
-                        continue
-                    module = importlib.import_module(name)
+                    module = _load_platform(domain, platform, folder / f"{platform}.py")
                 except Exception:
                     _LOGGER.exception("Cannot load the %s platform of addon %s", platform, domain)
                     continue
-                if platform == "notify":
+                if module is not None and platform == "notify":
                     messages.register(getattr(module, "MESSAGES", {}), success=getattr(module, "SUCCESS", frozenset()),
                                       severity=getattr(module, "SEVERITY", None))
-
 
     def load_cli(self, sub: Any, with_config: Callable[[Any], Any]) -> None:
         """Let each addon's `cli` platform module add its verbs to the `dockmaster` parser."""
@@ -169,6 +171,30 @@ class AddonRegistry:
                 importlib.import_module(name).register(sub, with_config)
             except Exception:
                 _LOGGER.exception("Cannot load the command-line verbs of addon %s", domain)
+
+
+def _load_platform(domain: str, platform: str, path: Path) -> ModuleType | None:
+    """A platform module by its file; one that imports its own package's modules is imported normally."""
+    name = f"addons.{domain}.{platform}"
+    if name in sys.modules:
+        return sys.modules[name]
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        # A relative import (`from .models import …`): this platform needs its package after all.
+        del sys.modules[name]
+        return importlib.import_module(name)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def setup_order(domains: list[str], registry: AddonRegistry) -> list[str]:
