@@ -11,7 +11,7 @@ SCOPES: Final[tuple[str, ...]] = ("read", "deploy", "admin")
 # A scope grants itself and every scope listed before it.
 SCOPE_RANK: Final = {scope: rank for rank, scope in enumerate(SCOPES)}
 
-TRIGGERS: Final = ("poll", "webhook", "manual", "schedule", "drift", "api", "startup")
+TRIGGERS: Final = ("poll", "webhook", "manual", "schedule", "drift", "api", "startup", "mqtt")
 RUN_STATUSES: Final = (
     "queued", "running", "succeeded", "failed", "cancelled", "interrupted", "skipped",
 )
