@@ -75,17 +75,19 @@ def make_container(docker_client: docker.DockerClient, busybox_image: str) -> It
             container.remove(force=True)
 
 
-@pytest.fixture
-def local_registry(tmp_path: Path) -> Iterator[str]:
-    """Debian's docker-registry on 127.0.0.1 with a temp storage dir; yields `127.0.0.1:<port>`."""
+@contextlib.contextmanager
+def serve_registry(root: Path, auth: dict[str, Any] | None = None) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1 storing under `root` (optionally behind `auth`); yields `host:port`."""
     port = free_port()
-    config = {
+    config: dict[str, Any] = {
         "version": 0.1,
         "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "registry")}, "delete": {"enabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}},
         "http": {"addr": f"127.0.0.1:{port}"},
     }
-    path = tmp_path / "registry.yml"
+    if auth:
+        config["auth"] = auth
+    path = root.with_suffix(".yml")
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.Popen(["docker-registry", "serve", str(path)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -103,6 +105,13 @@ def local_registry(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def local_registry(tmp_path: Path) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1 with a temp storage dir; yields `127.0.0.1:<port>`."""
+    with serve_registry(tmp_path / "registry") as address:
+        yield address
 
 
 def build_image(client: docker.DockerClient, base: str, tag: str, content: str,
@@ -129,3 +138,58 @@ async def audit_rows(client: Any, action: str) -> list[dict[str, Any]]:
     assert resp.status == 200
     rows: list[dict[str, Any]] = (await resp.json())["audit"]
     return rows
+
+
+def push_image(docker_client: Any, ref: str, auth: dict[str, str] | None = None) -> str:
+    """Push `ref` to its registry and return the pushed digest."""
+    repo, tag = ref.rsplit(":", 1)
+    for item in docker_client.images.push(repo, tag=tag, stream=True, decode=True, auth_config=auth):
+        assert "error" not in item, item
+    digests = docker_client.images.get(ref).attrs["RepoDigests"]
+    return next(d.split("@")[1] for d in digests if d.startswith(repo + "@"))
+
+
+@pytest.fixture
+def image_ref(docker_client, local_registry):
+    """A fresh repository in the local registry; every image of it is removed after the stacks are down."""
+    ref = f"{local_registry}/{unique('dmops-img')}:stable"
+    yield ref
+    remove_repo(docker_client, ref)
+
+
+@pytest.fixture
+def compose_stack(tmp_path: Path, compose_argv, image_ref):
+    """Start `dm-<stack>` compose projects running one image; brought down afterwards."""
+    started: list[tuple[str, Path]] = []
+
+    def _up(stack: str, image: str) -> str:
+        folder = tmp_path / stack
+        folder.mkdir()
+        (folder / "compose.yaml").write_text(yaml.safe_dump({"services": {"web": {
+            # No network: the shared engine's address pools are scarce, and the ticker needs none.
+            "image": image, "command": ["sh", "-c", TICKER.replace("$", "$$")], "network_mode": "none",
+            "labels": {"io.dockmaster.managed": "true", "io.dockmaster.stack": stack},
+        }}}))
+        project = f"dm-{stack}"
+        started.append((project, folder))
+        out = subprocess.run([*compose_argv, "-p", project, "--project-directory", str(folder), "-f",
+                              str(folder / "compose.yaml"), "up", "-d"], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and "Started" in out.stderr + out.stdout, out.stderr + out.stdout
+        return project
+
+    yield _up
+    for project, folder in started:
+        subprocess.run([*compose_argv, "-p", project, "--project-directory", str(folder), "down", "-t", "1"],
+                       capture_output=True, timeout=120)
+
+
+def remove_repo(docker_client, ref: str) -> None:
+    """Remove every image of the test repository (older pushes stay behind as digest references)."""
+    repo = ref.rsplit(":", 1)[0]
+    for image in docker_client.images.list(name=repo):
+        docker_client.images.remove(image.id, force=True)
+
+
+def running_image(docker_client, stack: str) -> str:
+    [container] = docker_client.containers.list(filters={"label": [f"io.dockmaster.stack={stack}"]})
+    return container.attrs["Image"]

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from appliance.keys import APPLIANCE_KEY
-from tests.addons.ops.test_updates import _push, image_ref  # noqa: F401 - fixture
 from tests.addons.stacks.conftest import (  # noqa: F401 - fixtures
     GitRemote,
     StackApp,
@@ -22,7 +21,7 @@ from tests.addons.stacks.conftest import (  # noqa: F401 - fixtures
 )
 from tests.conftest import bearer
 
-from .conftest import build_image
+from .conftest import build_image, push_image
 
 pytestmark = pytest.mark.docker
 
@@ -46,7 +45,7 @@ async def test_stack_metrics_follow_deploys_and_image_checks(
     # image_ref comes first: its images are removed only after the stack's containers are gone.
     name = f"met-{suffix}"
     build_image(docker_client, busybox_image, image_ref, "v1")
-    _push(docker_client, image_ref)
+    push_image(docker_client, image_ref)
     remote.commit({"stacks/met/compose.yaml": httpd_compose(image_ref, "m-v1")}, "v1")
     ops = {"image_check": "0 0 1 1 *", "disk_check": "0 0 1 1 *"}
     stack = {"name": name, "repo": "infra", "path": "stacks/met", "health_timeout": "20s"}
@@ -70,7 +69,7 @@ async def test_stack_metrics_follow_deploys_and_image_checks(
 
     # A newer image pushed under the same tag: the next image check sets update_available.
     build_image(docker_client, busybox_image, image_ref, "v2")
-    _push(docker_client, image_ref)
+    push_image(docker_client, image_ref)
     resp = await client.post("/api/v1/ops/images_check", json={"args": {"stack": name}}, headers=bearer("read"))
     assert resp.status == 200, await resp.text()
     assert _sample(await _metrics(client), "dockmaster_stack_update_available", stack=name) == 1.0

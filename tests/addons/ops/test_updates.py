@@ -3,73 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from addons.ops.const import CONSOLE_KEY as OPS_CONSOLE
 from appliance.keys import APPLIANCE_KEY
-from tests.addons.ops.conftest import TICKER, audit_rows, build_image, unique
+from tests.addons.ops.conftest import audit_rows, build_image, push_image, running_image, unique
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.docker
-
-
-def _push(docker_client, ref: str) -> str:
-    repo, tag = ref.rsplit(":", 1)
-    for item in docker_client.images.push(repo, tag=tag, stream=True, decode=True):
-        assert "error" not in item, item
-    digests = docker_client.images.get(ref).attrs["RepoDigests"]
-    return next(d.split("@")[1] for d in digests if d.startswith(repo + "@"))
-
-
-@pytest.fixture
-def image_ref(docker_client, local_registry):
-    """A fresh repository in the local registry; every image of it is removed after the stacks are down."""
-    ref = f"{local_registry}/{unique('dmops-img')}:stable"
-    yield ref
-    _remove_repo(docker_client, ref)
-
-
-@pytest.fixture
-def compose_stack(tmp_path: Path, compose_argv, image_ref):
-    """Start `dm-<stack>` compose projects running one image; brought down afterwards."""
-    started: list[tuple[str, Path]] = []
-
-    def _up(stack: str, image: str) -> str:
-        folder = tmp_path / stack
-        folder.mkdir()
-        (folder / "compose.yaml").write_text(yaml.safe_dump({"services": {"web": {
-            # No network: the shared engine's address pools are scarce, and the ticker needs none.
-            "image": image, "command": ["sh", "-c", TICKER.replace("$", "$$")], "network_mode": "none",
-            "labels": {"io.dockmaster.managed": "true", "io.dockmaster.stack": stack},
-        }}}))
-        project = f"dm-{stack}"
-        started.append((project, folder))
-        out = subprocess.run([*compose_argv, "-p", project, "--project-directory", str(folder), "-f",
-                              str(folder / "compose.yaml"), "up", "-d"], capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0 and "Started" in out.stderr + out.stdout, out.stderr + out.stdout
-        return project
-
-    yield _up
-    for project, folder in started:
-        subprocess.run([*compose_argv, "-p", project, "--project-directory", str(folder), "down", "-t", "1"],
-                       capture_output=True, timeout=120)
-
-
-def _remove_repo(docker_client, ref: str) -> None:
-    """Remove every image of the test repository (older pushes stay behind as digest references)."""
-    repo = ref.rsplit(":", 1)[0]
-    for image in docker_client.images.list(name=repo):
-        docker_client.images.remove(image.id, force=True)
-
-
-def _running_image(docker_client, stack: str) -> str:
-    [container] = docker_client.containers.list(filters={"label": [f"io.dockmaster.stack={stack}"]})
-    return container.attrs["Image"]
 
 
 async def _check(client, stack: str) -> dict:
@@ -84,7 +28,7 @@ async def test_new_push_is_reported_and_applied_in_the_window(
     ref = image_ref
     stacks = [unique("dmops-upa"), unique("dmops-upb")]
     build_image(docker_client, busybox_image, ref, "v1")
-    old_digest = _push(docker_client, ref)
+    old_digest = push_image(docker_client, ref)
     old_id = docker_client.images.get(ref).id
     for stack in stacks:
         compose_stack(stack, ref)
@@ -100,7 +44,7 @@ async def test_new_push_is_reported_and_applied_in_the_window(
     assert status["images"][0]["status"] == "current" and status["images"][0]["local_digest"] == old_digest
 
     new_id = build_image(docker_client, busybox_image, ref, "v2")
-    new_digest = _push(docker_client, ref)
+    new_digest = push_image(docker_client, ref)
     assert new_digest != old_digest and new_id != old_id
     for stack in stacks:
         status = await _check(client, stack)
@@ -122,7 +66,7 @@ async def test_new_push_is_reported_and_applied_in_the_window(
             await asyncio.sleep(0.1)
         run = await app.runs.get(run_id)
         assert run["status"] == "succeeded", run["log"]
-        assert _running_image(docker_client, stack) == new_id
+        assert running_image(docker_client, stack) == new_id
         assert (await _check(client, stack))["update_available"] is False
     rows = await audit_rows(client, "op:stack_update")
     assert {r["target"] for r in rows} == set(stacks) and {r["actor"] for r in rows} == {"token:t-deploy"}
@@ -135,11 +79,11 @@ async def test_auto_update_runs_only_inside_the_window(
     ref = image_ref
     stack = unique("dmops-upw")
     build_image(docker_client, busybox_image, ref, "v1")
-    _push(docker_client, ref)
+    push_image(docker_client, ref)
     compose_stack(stack, ref)
-    old_id = _running_image(docker_client, stack)
+    old_id = running_image(docker_client, stack)
     new_id = build_image(docker_client, busybox_image, ref, "v2")
-    _push(docker_client, ref)
+    push_image(docker_client, ref)
     cron = "* * * * *" if window_open else "0 0 1 1 *"
     client = await make_client({
         "windows": {"dmops-win": {"cron": cron, "duration": "1h"}},
@@ -158,12 +102,12 @@ async def test_auto_update_runs_only_inside_the_window(
         while runs[0]["id"] in app.runs.active and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         assert (await app.runs.get(runs[0]["id"]))["status"] == "succeeded"
-        assert _running_image(docker_client, stack) == new_id
+        assert running_image(docker_client, stack) == new_id
         return
     assert runs[0]["status"] == "queued"
     assert runs[0]["reason"].startswith("waiting for window dmops-win at ")
     await asyncio.sleep(0.5)
-    assert _running_image(docker_client, stack) == old_id
+    assert running_image(docker_client, stack) == old_id
     # A second check does not queue a second update for the same stack.
     await app.data[OPS_CONSOLE].async_image_tick()
     assert len(await app.runs.list(kind="operation", target=f"stack_update:{stack}")) == 1
@@ -177,11 +121,11 @@ async def test_a_stacks_own_window_holds_back_its_image_update(
     ref = image_ref
     stack = unique("dmops-own")
     build_image(docker_client, busybox_image, ref, "v1")
-    _push(docker_client, ref)
+    push_image(docker_client, ref)
     compose_stack(stack, ref)
-    old_id = _running_image(docker_client, stack)
+    old_id = running_image(docker_client, stack)
     build_image(docker_client, busybox_image, ref, "v2")
-    _push(docker_client, ref)
+    push_image(docker_client, ref)
     remote = GitRemote(tmp_path / "git")
     remote.commit({"stacks/own/compose.yaml": f"services:\n  web:\n    image: {ref}\n"}, "The stack")
     # No update window for ops as a whole: only the stack's own `window:` can hold the update back.
@@ -199,4 +143,4 @@ async def test_a_stacks_own_window_holds_back_its_image_update(
     assert runs[0]["status"] == "queued"
     assert runs[0]["reason"].startswith("waiting for window dmops-closed at "), runs[0]["reason"]
     await asyncio.sleep(0.5)
-    assert _running_image(docker_client, stack) == old_id
+    assert running_image(docker_client, stack) == old_id
