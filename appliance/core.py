@@ -16,6 +16,7 @@ from . import __version__, logredact
 from .bus import EventBus
 from .config import CheckResult, data_dir_for
 from .datakeys import AddonData
+from .engines import LOCAL, Engines
 from .events import AddonFailed
 from .retention import Retention
 from .runs import Redactor, RunManager
@@ -86,7 +87,8 @@ class Appliance:
         self.started = time.time()
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
-        self._docker: docker.DockerClient | None = None
+        # Docker engines by name: `local` always; the `engines` addon adds remote ones.
+        self.engines = Engines()
         # True while this process holds the data-dir lock: it alone repairs what a crash left
         # (runs marked interrupted, tmpfs secrets removed), never what a live daemon is doing.
         self.primary = False
@@ -128,9 +130,9 @@ class Appliance:
             except Exception:
                 _LOGGER.exception("Stop hook %s failed", hook)
         await self.bus.async_drain()
-        if self._docker is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._docker.close)
-            self._docker = None
+        for client in self.engines.clients():
+            await asyncio.get_running_loop().run_in_executor(None, client.close)
+        await self.engines.async_close()
         self.release_data_dir()
 
     def lock_data_dir(self) -> bool:
@@ -171,13 +173,9 @@ class Appliance:
             self.loaded_addons.remove(domain)
         self.bus.async_fire(AddonFailed(domain=domain, error=error))
 
-    def docker(self) -> docker.DockerClient:
-        """A shared Docker SDK client from the environment; its calls block (use an executor)."""
-        if self._docker is None:
-            import docker as docker_sdk
-
-            self._docker = docker_sdk.from_env(timeout=60)
-        return self._docker
+    def docker(self, engine: str = LOCAL) -> docker.DockerClient:
+        """The shared docker SDK client of an engine (default: the environment's); its calls block."""
+        return self.engines.docker(engine)
 
     async def async_run_blocking(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking call (GitPython, docker SDK, file I/O) in the default executor."""

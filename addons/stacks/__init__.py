@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from addons.engines.contract import EngineRecovered, EngineUnreachable
 from addons.repos.contract import RepoSynced
 from appliance.core import Appliance
 from appliance.errors import ConfigError
@@ -30,11 +31,13 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
     if problems:
         raise ConfigError("; ".join(problems))
     await engine.async_setup()
-    drift = DriftWatcher(engine)
+    drift = engine.drift = DriftWatcher(engine)
     service = StackService(engine, drift)
     app.data[STACKS] = service
     app.data[SERVICE_KEY] = service
     app.bus.async_listen(RepoSynced, engine.async_on_repo_synced)
+    app.bus.async_listen(EngineUnreachable, engine.relocation.async_on_unreachable)
+    app.bus.async_listen(EngineRecovered, engine.relocation.async_on_recovered)
     if not app.oneshot:
         app.on_start(engine.async_resume)
     app.scheduler.add_cron("stacks-drift", conf["settings"]["drift_check"], drift.async_job, jitter=10,

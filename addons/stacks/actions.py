@@ -39,7 +39,7 @@ AUTO_DEPLOY_SCHEMA = vol.Schema({vol.Required("name"): cv.slug, vol.Required("au
 
 
 def register(app: Appliance, service: StackService) -> None:
-    """Offer `stacks.deploy`, `stacks.rollback`, `stacks.stop|start|restart|down` and `stacks.auto_deploy`."""
+    """Offer `stacks.deploy|rollback|stop|start|restart|down|move` and `stacks.auto_deploy`."""
     services = app.services
     services.register("stacks.deploy", functools.partial(_async_deploy, service), schema=DEPLOY_SCHEMA,
                       scope="deploy", description="Deploy (or dry-run) a stack at the newest or a given revision")
@@ -48,6 +48,8 @@ def register(app: Appliance, service: StackService) -> None:
     for action in ACTIONS:
         services.register(f"stacks.{action}", functools.partial(_async_lifecycle, service, action),
                           schema=LIFECYCLE_SCHEMA, scope="deploy", description=f"{action.capitalize()} a stack")
+    services.register("stacks.move", functools.partial(_async_move, service), schema=LIFECYCLE_SCHEMA,
+                      scope="deploy", description="Move a stack to the engine its config names")
     services.register("stacks.auto_deploy", functools.partial(_async_auto_deploy, service),
                       schema=AUTO_DEPLOY_SCHEMA, scope="deploy", description="Turn a stack's auto_deploy on or off")
 
@@ -75,6 +77,11 @@ async def _async_rollback(service: StackService, call: ServiceCall) -> int:
 async def _async_lifecycle(service: StackService, action: str, call: ServiceCall) -> int:
     return await service.async_lifecycle(action, name=call.data["name"], actor=call.actor, source=call.source,
                                          trigger=call.trigger, wait=call.data["wait"])
+
+
+async def _async_move(service: StackService, call: ServiceCall) -> int:
+    return await service.async_move(name=call.data["name"], actor=call.actor, source=call.source,
+                                    trigger=call.trigger, wait=call.data["wait"])
 
 
 async def _async_auto_deploy(service: StackService, call: ServiceCall) -> dict[str, Any]:

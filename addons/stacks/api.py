@@ -88,6 +88,12 @@ def _lifecycle_handler(action: str) -> Any:
     return handler
 
 
+async def stack_move(request: web.Request) -> web.Response:
+    """Move the stack to the engine its config names: deploy there, then take it down where it ran."""
+    run_id = await call_service(request, "stacks.move", {"name": request.match_info["name"]})
+    return json_ok({"run_id": run_id}, status=202)
+
+
 async def stack_drift(request: web.Request) -> web.Response:
     """Check one stack for drift now (heals it when auto_deploy is on)."""
     service = _service(request)
@@ -112,5 +118,7 @@ def register(routes: RouteTable) -> None:
         routes.post(f"/api/v1/stacks/{{name}}/{action}", _lifecycle_handler(action), auth="deploy",
                     summary=doc.split(";")[0].split(" and ")[0].rstrip("."), body=LIFECYCLE_BODY, tags=tags,
                     responses={202: "run queued"})
+    routes.post("/api/v1/stacks/{name}/move", stack_move, auth="deploy", body=LIFECYCLE_BODY, tags=tags,
+                summary="Move a stack to the engine its config names", responses={202: "run queued"})
     routes.post("/api/v1/stacks/{name}/drift", stack_drift, auth="deploy", summary="Check a stack for drift now",
                 tags=tags)

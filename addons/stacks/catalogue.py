@@ -26,16 +26,21 @@ class Catalogue:
         self.discover_errors: list[str] = []
         self.clashes: dict[str, str] = {}
 
-    def check_references(self, repos: RepoCatalog, has_window: Callable[[str], bool]) -> list[str]:
-        """Problems with repo and window names the config refers to."""
+    def check_references(self, repos: RepoCatalog, has_window: Callable[[str], bool],
+                         engines: list[str]) -> list[str]:
+        """Problems with repo, window and engine names the config refers to."""
         problems = []
-        entries = [(f"stack {s.name}", s.repo, s.window) for s in self.explicit.values()]
-        entries += [(f"discover {d['path']}", d["repo"], d.get("window")) for d in self.conf["discover"]]
-        for what, repo, window in entries:
+        entries = [(f"stack {s.name}", s.repo, s.window, s.engine) for s in self.explicit.values()]
+        entries += [(f"discover {d['path']}", d["repo"], d.get("window"), d.get("engine", "local"))
+                    for d in self.conf["discover"]]
+        for what, repo, window, engine in entries:
             if repo not in repos.names:
                 problems.append(f"{what}: no repo named '{repo}' (known: {', '.join(sorted(repos.names)) or 'none'})")
             if window and not has_window(window):
                 problems.append(f"{what}: no maintenance window named '{window}'")
+            if engine not in engines:
+                problems.append(f"{what}: no engine named '{engine}' (known: {', '.join(engines)}; add it under "
+                                "engines:)")
         return problems
 
     def specs(self) -> dict[str, StackSpec]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -45,6 +46,8 @@ class ComposeCall:
     root: Path
     files: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    engine: dict[str, str] | None = None  # the engine's DOCKER_HOST and TLS variables (None: the environment's)
+    engine_name: str = "local"
 
 
 @dataclass
@@ -88,7 +91,8 @@ class ComposeRunner:
         home = await asyncio.to_thread(hermetic.make_home)
         try:
             # Hermetic: compose never sees Dockmaster's own environment (see hermetic.py).
-            env = await asyncio.to_thread(hermetic.compose_env, call.env, home=home, data_dir=self.data_dir)
+            env = await asyncio.to_thread(functools.partial(
+                hermetic.compose_env, call.env, home=home, data_dir=self.data_dir, engine=call.engine))
             return await self._async_exec(argv, call.root, env, log=log, timeout=timeout, capture=capture)
         finally:
             await asyncio.to_thread(hermetic.remove_home, home)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from addons.repos.contract import REPOS, Commit
 from appliance import hostpaths
+from appliance.engines import LOCAL
 from appliance.errors import DockmasterError, NotFound, Unavailable
 from appliance.runs import Run
 
@@ -21,6 +22,7 @@ from .compose import ComposeCall, ComposeRunner, write_labels_override
 from .events import DeployFailed, DeployStarted, DeploySucceeded, RollbackFailed, RollbackSucceeded
 from .health import HealthGate, list_project, projects_named
 from .models import DeployRequest, StackSpec
+from .placement import Placement
 from .render import TEMPLATE_SUFFIX, Rendered, compose_files, render, render_hash
 from .state import StackState, StateStore
 from .workdir import Manifest, WorkingFolder, build_manifest, read_manifest, write_manifest
@@ -69,8 +71,9 @@ class Deployer:
         self.digest_key = digest_key
         self.root = app.data_dir / "stacks"
         self.tmp_prefix = secrets.dir_prefix(app.data_dir)
-        self.gate = HealthGate(app.async_run_blocking, app.docker)
-        self._host_paths: hostpaths.HostPaths | None = None
+        self.gate = HealthGate(app.async_run_blocking)
+        self.placement = Placement(app, self.root)
+        self.interrupted = self.placement.interrupted
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -87,14 +90,6 @@ class Deployer:
     def folder(self, name: str) -> WorkingFolder:
         """A stack's stable working folder (compose's project folder for everything it does)."""
         return WorkingFolder(self.root / name)
-
-    async def async_host_paths(self) -> hostpaths.HostPaths:
-        """Where the data dir is on the Docker host (found once: a container's mounts do not change)."""
-        if self._host_paths is None:
-            self._host_paths = await self.app.async_run_blocking(hostpaths.detect, self.app.docker(),
-                                                                 self.app.data_dir)
-            _LOGGER.info("Stacks: %s", self._host_paths.how)
-        return self._host_paths
 
     async def async_commit(self, spec: StackSpec, revision: str | None) -> Commit:
         """The commit a deploy uses: the given revision or the repo's fetched head."""
@@ -161,13 +156,13 @@ class Deployer:
         finally:
             await self.app.async_run_blocking(shutil.rmtree, scratch, True)
 
-    async def async_project(self, spec: StackSpec, state: StackState, run: Run) -> str:
+    async def async_project(self, spec: StackSpec, state: StackState, run: Run, client: Any) -> str:
         """The compose project name; a project already running as `dm-<stack>` or `<stack>` is taken over
         when Dockmaster made it, or when the stack says `adopt: true`; otherwise the deploy is refused."""
         if state.project:
             return state.project
         default = f"dm-{spec.name}"
-        found = await self.app.async_run_blocking(projects_named, self.app.docker(), [default, spec.name])
+        found = await self.app.async_run_blocking(projects_named, client, [default, spec.name])
         for project in (default, spec.name):
             if project not in found:
                 continue
@@ -191,15 +186,20 @@ class Deployer:
         return env
 
     async def _async_stage(self, spec: StackSpec, state: StackState, run: Run, *, snapshot: Path,
-                           manifest: Manifest, revision: str,
-                           decrypted: secrets.DecryptedSecrets) -> tuple[ComposeCall, list[str]]:
+                           manifest: Manifest, revision: str, decrypted: secrets.DecryptedSecrets,
+                           engine: str) -> tuple[ComposeCall, list[str]]:
         """Write a revision into the working folder and settle what compose runs; touches no container."""
         folder = self.folder(spec.name)
+        client = await self.placement.async_client(engine)
         report = await self.app.async_run_blocking(folder.sync, snapshot, manifest)
         run.log(f"working folder {folder.root}: {report.describe()}")
-        project = await self.async_project(spec, state, run)
+        await self.placement.async_deliver(spec.name, engine, manifest, report.removed, run)
+        project = await self.async_project(spec, state, run, client)
         files = await self.app.async_run_blocking(compose_files, snapshot)
-        call = ComposeCall(project, folder.root, list(files), self.env_for(spec, decrypted))
+        link = self.app.engines.get(engine)
+        call = ComposeCall(project, folder.root, list(files), self.env_for(spec, decrypted),
+                           engine=link.environment() if link.files is not None else None)
+        call.engine_name = engine
         # Paths and policy are checked before compose reads an outside file and before any container changes.
         await guard.async_enforce_sources(self, spec, call, run, revision=revision)
         run.log(f"compose config: validating {', '.join(call.files)}")
@@ -208,7 +208,8 @@ class Deployer:
         if not services:
             raise DeployAborted("the compose file defines no services", revision=revision, touched=False)
         await guard.async_enforce_model(self, spec, call, model, run, revision=revision)
-        plan = await self.async_mount_plan(call, model, decrypted, run)
+        host = await self.placement.async_host_paths(engine)
+        plan = await self.async_mount_plan(call, model, decrypted, run, host=host)
         override = folder.generated(mounts.OVERRIDE_FILE)
         if plan.services:
             await self.app.async_run_blocking(mounts.write_override, override, plan)
@@ -227,8 +228,8 @@ class Deployer:
             # Only then is the second `compose config` worth its cost: which env_file names which file.
             env_files = await self.compose.async_env_files(call)
         plan = await self.app.async_run_blocking(functools.partial(
-            mounts.plan, model, root=call.root, host=host or await self.async_host_paths(), decrypted=decrypted.files,
-            env_files=env_files))
+            mounts.plan, model, root=call.root, host=host or await self.placement.async_host_paths(),
+            decrypted=decrypted.files, env_files=env_files))
         for note in plan.notes:
             run.log(note)
         return plan
@@ -247,16 +248,23 @@ class Deployer:
             run.log("the working folder holds the running revision's files again")
 
     async def _async_up_and_gate(self, spec: StackSpec, call: ComposeCall, services: list[str], run: Run) -> None:
-        run.log(f"compose up ({call.project}, pull {spec.pull})")
+        where = f" on engine {call.engine_name}" if call.engine_name != LOCAL else ""
+        run.log(f"compose up ({call.project}{where}, pull {spec.pull})")
         await self.compose.async_up(call, pull=spec.pull, log=run.log)
         run.log(f"health gate: waiting up to {spec.health_timeout:g}s for {', '.join(services)}")
-        problem = await self.gate.async_wait(call.project, services, spec.health_timeout, run.log)
+        client = await self.placement.async_client(call.engine_name)
+        problem = await self.gate.async_wait(client, call.project, services, spec.health_timeout, run.log)
         if problem:
             raise DeployAborted(problem, revision=None, touched=True)
 
-    async def _async_record_good(self, spec: StackSpec, state: StackState, *, project: str, revision: str,
+    async def _async_record_good(self, spec: StackSpec, state: StackState, *, call: ComposeCall, revision: str,
                                  services: list[str], snapshot: Path, rhash: str | None) -> None:
-        views = await self.app.async_run_blocking(list_project, self.app.docker(), project)
+        project = call.project
+        client = await self.placement.async_client(call.engine_name)
+        views = await self.app.async_run_blocking(list_project, client, project)
+        state.engine = call.engine_name
+        state.mode = spec.mode
+        self.interrupted.pop(spec.name, None)
         state.config_hashes = {v.service: v.config_hash or "" for v in views if v.service in services}
         state.project = project
         state.deployed_revision = state.good_revision = revision
@@ -271,7 +279,7 @@ class Deployer:
 
     # --- deploy -------------------------------------------------------------------------
 
-    async def async_deploy(self, req: DeployRequest, spec: StackSpec, commit: Commit) -> str:
+    async def async_deploy(self, req: DeployRequest, spec: StackSpec, commit: Commit, *, moving: bool = False) -> str:
         """Deploy `commit`; returns "succeeded" or "skipped"; raises DeployAborted on failure."""
         run = req.run
         state = self.states.get(spec.name)
@@ -279,7 +287,9 @@ class Deployer:
         self.app.bus.async_fire(DeployStarted(stack=spec.name, revision=sha, reason=run.reason, run_id=run.id))
         snapshot = self.snapshots_dir(spec.name) / f"{run.id}-{short}"
         touched = staged = keep_snapshot = False
+        engine = spec.engine
         try:
+            engine = self.placement.engine_for(spec, state, moving=moving)
             await self.app.async_run_blocking(_fresh_dir, snapshot)
             prepared = await self.async_prepare(spec, commit, snapshot, run)
             await self.async_migrate(spec, state, run)
@@ -289,18 +299,19 @@ class Deployer:
                 if decrypted.env:
                     run.log(f"decrypted {len(decrypted.env)} secret value(s) from {', '.join(spec.sops)} to tmpfs")
                 rhash = render_hash(prepared.rendered.tree_hash, spec.inputs_hash, decrypted.digest)
-                unchanged = rhash == state.render_hash and state.health == "healthy"
-                if req.automatic and state.deployed_revision and unchanged:
+                unchanged = rhash == state.render_hash and state.health == "healthy" and state.engine in (None, engine)
+                if req.automatic and state.deployed_revision and unchanged and not moving:
                     run.log("the rendered output, values and secrets equal the running deploy; nothing to do")
                     state.deployed_revision = sha
                     await self.states.async_save(state)
                     return "skipped"
                 staged = True
                 call, services = await self._async_stage(spec, state, run, snapshot=snapshot,
-                                                         manifest=prepared.manifest, revision=sha, decrypted=decrypted)
+                                                         manifest=prepared.manifest, revision=sha, decrypted=decrypted,
+                                                         engine=engine)
                 touched = True
                 await self._async_up_and_gate(spec, call, services, run)
-            await self._async_record_good(spec, state, project=call.project, revision=sha, services=services,
+            await self._async_record_good(spec, state, call=call, revision=sha, services=services,
                                           snapshot=snapshot, rhash=rhash)
             keep_snapshot = True
             # Healthy now: a bad mark (a manual deploy, or new inputs such as an added value) is void.
@@ -315,6 +326,11 @@ class Deployer:
             raise
         except Exception as err:
             cause = str(err) or type(err).__name__
+            if engine != LOCAL and await self.placement.async_engine_down(engine, err):
+                if staged and not touched:
+                    await self._async_unstage(spec, state, run)
+                await self.placement.async_engine_lost(state, run, engine, cause, revision=sha)
+                raise DeployAborted(cause, revision=sha, touched=False, blames_revision=False) from err
             if touched:
                 state.health = "unhealthy"
                 state.deployed_revision = sha
@@ -361,10 +377,11 @@ class Deployer:
                                                prefix=self.tmp_prefix) as decrypted:
                 staged = True
                 call, services = await self._async_stage(spec, state, run, snapshot=snapshot, manifest=manifest,
-                                                         revision=revision, decrypted=decrypted)
+                                                         revision=revision, decrypted=decrypted,
+                                                         engine=state.engine or spec.engine)
                 staged = False  # from here on the containers change: the folder must match them
                 await self._async_up_and_gate(spec, call, services, run)
-            await self._async_record_good(spec, state, project=call.project, revision=revision, services=services,
+            await self._async_record_good(spec, state, call=call, revision=revision, services=services,
                                           snapshot=snapshot, rhash=None)
             state.render_hash = None  # re-rendered and compared at the next automatic deploy
             await self.states.async_save(state)
@@ -380,6 +397,11 @@ class Deployer:
             if staged:
                 await self._async_unstage(spec, state, run)
             cause = run.secrets(str(err) or type(err).__name__)
+            engine = state.engine or spec.engine
+            if engine != LOCAL and await self.placement.async_engine_down(engine, err):
+                await self.placement.async_engine_lost(state, run, engine, cause, revision=None)
+                await self.states.async_save(state)
+                raise
             state.health = "failed"
             await self.states.async_save(state)
             await self.states.async_add_history(spec.name, revision, run_id=run.id, kind="rollback",

@@ -42,7 +42,15 @@ class DriftWatcher:
         if self.app.scheduler.busy(key):
             return []  # a deploy in flight changes containers on purpose
         revision = state.deployed_revision
-        views = await self.app.async_run_blocking(list_project, self.app.docker(), state.project)
+        engine = self.engine.running_engine(name)
+        if self.engine.engine_down(engine):
+            return []  # its stacks are unknown until the engine answers again
+        try:
+            client = await self.app.engines.async_docker(engine)
+            views = await self.app.async_run_blocking(list_project, client, state.project)
+        except Exception as err:  # the engine went away since its last check: that is not drift
+            _LOGGER.warning("Stack %s: cannot read its containers on engine %s: %s", name, engine, err)
+            return []
         if self.app.scheduler.busy(key) or state.deployed_revision != revision:
             # A deploy started while the containers were listed: what was seen is its work, and a
             # "healing" deploy of the old revision queued behind it would undo it.

@@ -49,7 +49,8 @@ async def async_dry_run(deployer: Deployer, req: DeployRequest, spec: StackSpec,
         async with secrets.async_decrypted(tree, spec.sops, key_file=deployer.key_file,
                                            digest_key=deployer.digest_key, on_value=run.secrets.add,
                                            prefix=deployer.tmp_prefix) as decrypted:
-            project = await deployer.async_project(spec, state, run)
+            engine = deployer.placement.engine_for(spec, state)
+            project = await deployer.async_project(spec, state, run, await deployer.placement.async_client(engine))
             call = ComposeCall(project, tree, list(prepared.rendered.compose_files), deployer.env_for(spec, decrypted))
             outside = await guard.async_source_violations(deployer, call)
             if outside:  # compose would read those files: it does not run
@@ -58,7 +59,7 @@ async def async_dry_run(deployer: Deployer, req: DeployRequest, spec: StackSpec,
             model = await deployer.compose.async_config(call, log=run.log)
             violations = await guard.async_model_violations(deployer, spec, call, model, run)
             # The files sit on tmpfs here; map them as if they were in the working folder.
-            host = await deployer.async_host_paths()
+            host = await deployer.placement.async_host_paths(engine)
             work = host.to_host(str(deployer.folder(spec.name).root))
             as_work = HostPaths(tree, Path(work) if work else None, host.how)
             plan = await deployer.async_mount_plan(call, model, decrypted, run, host=as_work)

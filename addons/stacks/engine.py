@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from addons.engines.contract import ENGINES
 from addons.repos.contract import REPOS, Commit, RepoSynced
+from appliance.engines import LOCAL
 from appliance.errors import Conflict, NotFound
 from appliance.runs import Run
 from appliance.windows import MaintenanceWindow
@@ -22,12 +24,15 @@ from .compose import ComposeRunner
 from .deployer import DeployAborted, Deployer
 from .lifecycle import ACTIONS, Lifecycle, Orphans
 from .models import DeployRequest, StackSpec
+from .relocation import Relocation
 from .scope import ChangeScope, held_back
 from .state import StateStore
 from .workdir import read_manifest
 
 if TYPE_CHECKING:
     from appliance.core import Appliance
+
+    from .drift import DriftWatcher
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,12 +55,15 @@ class StackEngine:
         self.lifecycle = Lifecycle(self)
         self.scope = ChangeScope(self)
         self.orphans = Orphans(self)
+        self.relocation = Relocation(self)
+        self.drift: DriftWatcher | None = None  # set by the addon's setup
 
     # --- setup --------------------------------------------------------------------------
 
     def check_references(self) -> list[str]:
         """Problems with repo and window names the config refers to."""
-        return self.catalogue.check_references(self.app.data[REPOS], lambda name: self.app.window(name) is not None)
+        return self.catalogue.check_references(self.app.data[REPOS], lambda name: self.app.window(name) is not None,
+                                               self.app.engines.names())
 
     async def async_setup(self) -> None:
         """Load state, remove tmpfs leftovers of a crash, and prepare the deployer."""
@@ -100,6 +108,21 @@ class StackEngine:
         """Re-read every `discover` glob of a repo at a revision."""
         await self.catalogue.async_discover(self.app.data[REPOS], repo_name, revision)
 
+    def running_engine(self, name: str) -> str:
+        """The engine a stack runs on (the configured one until its first deploy)."""
+        state = self.states.get(name)
+        if state.engine:
+            return state.engine
+        spec = self.specs().get(name)
+        if state.deployed_revision or spec is None:
+            return LOCAL  # deployed before engines existed
+        return spec.engine
+
+    def engine_down(self, engine: str) -> bool:
+        """True when the engine did not answer its last check."""
+        fleet = self.app.data.get(ENGINES)
+        return fleet is not None and fleet.reachable(engine) is False
+
     def auto_deploy(self, name: str) -> bool:
         """The stack's auto_deploy: the persisted UI toggle when set, else the config value."""
         state = self.states.get(name)
@@ -141,7 +164,7 @@ class StackEngine:
                 del self._pending[name]
                 pending.run.log(f"superseded by a {kind} requested by {actor or trigger}")
                 await self.app.runs.finish(pending.run, "cancelled", error=f"superseded by a {kind}")
-            run_kind = kind if kind in ("rollback", *ACTIONS) else "deploy"
+            run_kind = kind if kind in ("rollback", "move", *ACTIONS) else "deploy"
             run = await self.app.runs.create(run_kind, name, trigger=trigger, reason=reason, actor=actor,
                                              details={"revision": revision})
             request = DeployRequest(kind, name, run, trigger, actor, revision, force=force, auto=auto)
@@ -197,6 +220,8 @@ class StackEngine:
                     await self.deployer.async_dry_run(req, spec, commit)
                 elif req.kind == "rollback":
                     await self._async_manual_rollback(req, spec, commit)
+                elif req.kind == "move":
+                    await self.relocation.async_move(req, spec, commit)
                 else:
                     await self._async_deploy(req, spec, commit)
         except DeployAborted as err:

@@ -53,7 +53,7 @@ async def async_places(deployer: Deployer, root: Path) -> policy.Places:
     config_dir, data_dir = app.config_path.parent, app.data_dir
     folders = {str(config_dir), str(data_dir)}
     try:
-        host = await deployer.async_host_paths()
+        host = await deployer.placement.async_host_paths()
     except Exception as err:  # no engine to ask: Dockmaster's own view still holds
         _LOGGER.debug("Stacks: host paths unknown for the policy: %s", err)
     else:

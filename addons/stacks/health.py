@@ -100,19 +100,19 @@ def judge(views: list[ContainerView], services: list[str]) -> HealthReport:
 class HealthGate:
     """Polls a project until every service is up and healthy, or fails it at the first sure sign or the timeout."""
 
-    def __init__(self, run_blocking: Callable[..., Any], client: Callable[[], Any], *, interval: float = 0.2) -> None:
-        """Bind an executor runner and the docker client factory."""
+    def __init__(self, run_blocking: Callable[..., Any], *, interval: float = 0.2) -> None:
+        """Bind an executor runner."""
         self._run_blocking = run_blocking
-        self._client = client
         self.interval = interval
 
-    async def async_wait(self, project: str, services: list[str], timeout: float,  # noqa: ASYNC109 - health_timeout
+    async def async_wait(self, client: Any, project: str, services: list[str],
+                         timeout: float,  # noqa: ASYNC109 - health_timeout
                          log: Callable[[str], None]) -> str | None:
         """None when healthy in time; otherwise why not, in words."""
         deadline = time.monotonic() + timeout
         last: list[str] = []
         while True:
-            views = await self._run_blocking(list_project, self._client(), project)
+            views = await self._run_blocking(list_project, client, project)
             report = judge(views, services)
             if report.ready:
                 return None

@@ -15,9 +15,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from appliance.engines import ENGINE_VARIABLES
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# How the Docker CLI and compose reach the engine (and nothing else of Dockmaster's environment).
-ENGINE_VARIABLES = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_API_VERSION")
 # Names a stack's env or SOPS values may not set: they steer compose itself, not the services.
 _FIXED = frozenset({"PATH", "HOME", "DOCKER_CONFIG", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_ENV_FILES"})
 _FIXED_PREFIXES = ("DOCKER_", "BUILDX_")
@@ -40,13 +40,19 @@ def steers_compose(name: str) -> bool:
 
 
 def compose_env(stack_env: Mapping[str, str], *, home: Path, environ: Mapping[str, str] | None = None,
-                data_dir: Path | None = None) -> dict[str, str]:
-    """The whole environment of one compose process: the engine's variables, then the stack's own values."""
+                data_dir: Path | None = None, engine: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of one compose process: the engine's variables, then the stack's own values.
+
+    `engine` holds the variables of the stack's engine; without it the environment's own are used.
+    """
     source = os.environ if environ is None else environ
     env = {name: value for name, value in stack_env.items() if not steers_compose(name)}
     env["PATH"] = source.get("PATH") or DEFAULT_PATH
     env["HOME"] = str(home)
     env["DOCKER_CONFIG"] = docker_config(source, data_dir)
+    if engine is not None:
+        env.update({name: value for name, value in engine.items() if name in ENGINE_VARIABLES})
+        return env
     for name in ENGINE_VARIABLES:
         if source.get(name):
             env[name] = source[name]

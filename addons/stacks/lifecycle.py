@@ -56,6 +56,11 @@ def _act(client: docker.DockerClient, project: str, action: str) -> list[str]:
     return [c.name for c in containers]
 
 
+def take_down(client: docker.DockerClient, project: str) -> list[str]:
+    """Remove a project's containers and networks (never a volume); returns the containers' names; blocks."""
+    return _act(client, project, "down")
+
+
 class Lifecycle:
     """Runs stop/start/restart/down requests that the engine queued (one flight per stack)."""
 
@@ -76,7 +81,8 @@ class Lifecycle:
     async def _async_act(self, action: str, name: str, run: Run) -> None:
         state = self.engine.states.get(name)
         project = state.project or f"dm-{name}"
-        client = self.app.docker()
+        assert self.engine.deployer is not None
+        client = await self.engine.deployer.placement.async_client(self.engine.running_engine(name))
         found = await self.app.async_run_blocking(_containers, client, project)
         if not found and action != "down":
             raise Conflict(f"{name} has no containers (compose project {project}); deploy it first")
@@ -97,8 +103,7 @@ class Lifecycle:
             {c.labels.get(SERVICE_LABEL, "") for c in found} - {""})
         spec = self.engine.specs().get(name)
         timeout = spec.health_timeout if spec else DEFAULT_HEALTH_TIMEOUT
-        assert self.engine.deployer is not None
-        problem = await self.engine.deployer.gate.async_wait(project, services, timeout, run.log)
+        problem = await self.engine.deployer.gate.async_wait(client, project, services, timeout, run.log)
         state.health = "unhealthy" if problem else "healthy"
         await self.engine.states.async_save(state)
         if problem:

@@ -34,6 +34,8 @@ class StackSpec:
     adopt: bool = False
     discovered: bool = False
     policy: str | dict[str, Any] | None = None  # the stack's own `policy:` (the addon's settings give the rest)
+    engine: str = "local"  # the Docker engine it deploys to (a name from engines:)
+    mode: str = "compose"  # compose | swarm
 
     @classmethod
     def from_conf(cls, conf: dict[str, Any], *, name: str | None = None, path: str | None = None,
@@ -45,6 +47,7 @@ class StackSpec:
             sops=list(conf["sops"]), health_timeout=conf["health_timeout"].total_seconds(),
             rollback=conf["rollback"], window=conf.get("window"), pull=conf["pull"], on_remove=conf["on_remove"],
             adopt=conf["adopt"], discovered=discovered, policy=conf.get("policy"),
+            engine=conf.get("engine", "local"), mode=conf.get("mode", "compose"),
         )
 
     @property
@@ -76,7 +79,7 @@ def slug_from_folder(folder: str) -> str | None:
 class DeployRequest:
     """A queued or running piece of work for one stack: deploy, rollback or dry-run."""
 
-    kind: str  # deploy | rollback | dry_run | stop | start | restart | down
+    kind: str  # deploy | rollback | dry_run | move | stop | start | restart | down
     stack: str
     run: Run
     trigger: str

@@ -11,6 +11,7 @@ from appliance import cv
 from .policy import SETTINGS_POLICY_SCHEMA, STACK_POLICY_SCHEMA
 
 PULL_POLICIES = ("missing", "always", "never")
+MODES = ("compose", "swarm")  # `docker compose up`, or a Swarm stack on a swarm manager engine
 ON_REMOVE = ("keep", "down")  # a stack gone from git or the config: keep it running (orphaned), or take it down
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml",
@@ -55,6 +56,8 @@ _COMMON: dict[Any, Any] = {
     vol.Optional("on_remove", default="keep"): cv.one_of(*ON_REMOVE),
     vol.Optional("adopt", default=False): cv.boolean,
     vol.Optional("policy"): STACK_POLICY_SCHEMA,  # baseline | privileged | {level, allow: [rule, ...]}
+    vol.Optional("engine", default="local"): cv.slug,  # a name from engines: (checked at setup)
+    vol.Optional("mode", default="compose"): cv.one_of(*MODES),
 }
 
 STACK_SCHEMA = vol.Schema(

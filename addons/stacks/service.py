@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from addons.repos.contract import REPOS
-from appliance.errors import NotFound
+from appliance.errors import Conflict, NotFound
 
 from .contract import StackOverview
 from .guard import stack_policy
@@ -79,6 +79,27 @@ class StackService:
             await self.async_wait(name, run.id)
         return run.id
 
+    async def async_move(self, *, name: str, actor: str | None = None, source: str | None = None,
+                         wait: bool = False, trigger: str = "manual") -> int:
+        """Queue moving a stack to the engine its config names (deploy there, then down where it ran), audited."""
+        spec = self.engine.spec(name)
+        state = self.engine.states.get(name)
+        current = self.engine.running_engine(name)
+        if not state.deployed_revision or state.desired == "down":
+            raise Conflict(f"{name} is not running anywhere: deploy it, and it goes to engine {spec.engine}")
+        if current == spec.engine:
+            raise Conflict(f"{name} already runs on engine {current}: set its `engine:` in the config to the engine "
+                           "it should move to, reload, then move it")
+        who = actor or trigger
+        run = await self.engine.async_request("move", name, revision=state.deployed_revision, trigger=trigger,
+                                              reason=f"move from engine {current} to {spec.engine} by {who}",
+                                              actor=actor, force=True)
+        self.app.store.audit(who, "stack.move", name, source=source,
+                             details={"run_id": run.id, "from": current, "to": spec.engine})
+        if wait:
+            await self.async_wait(name, run.id)
+        return run.id
+
     async def async_wait(self, name: str, run_id: int) -> None:
         """Wait until a run and any rollback it caused are finished."""
         while run_id in self.app.runs.active:
@@ -116,6 +137,8 @@ class StackService:
             "deployed_revision": state.deployed_revision, "good_revision": state.good_revision,
             "bad_revisions": sorted(state.bad), "commit_message": message, "health": state.health,
             "drift": state.drift, "busy": self.app.scheduler.busy(f"stack:{name}"),
+            "engine": self.engine.running_engine(name),
+            "moving_to": spec.engine if spec and spec.engine != self.engine.running_engine(name) else None,
             "window": spec.window if spec else None, "last_run": _run_brief(last),
             "policy": stack_policy(self.engine.settings, spec).describe() if spec else None,
             # Shown until a later run of the stack: what its policy refused, each with how to allow it.
@@ -155,8 +178,14 @@ class StackService:
         spec = self.engine.specs().get(name)
         history = await self.engine.states.async_history(name)
         containers = []
+        containers_error = None
         if state.project:
-            views = await self.app.async_run_blocking(list_project, self.app.docker(), state.project)
+            try:
+                client = await self.app.engines.async_docker(self.engine.running_engine(name))
+                views = await self.app.async_run_blocking(list_project, client, state.project)
+            except Exception as err:  # an unreachable engine: the page still shows what Dockmaster knows
+                containers_error = str(err)
+                views = []
             containers = [{"name": v.name, "service": v.service, "state": v.state, "health": v.health}
                           for v in views]
         dry = await self.app.runs.get(state.last_dry_run_id) if state.last_dry_run_id else None
@@ -165,12 +194,14 @@ class StackService:
             "health_timeout": spec.health_timeout if spec else None, "rollback": spec.rollback if spec else False,
             "pull": spec.pull if spec else None, "sops": spec.sops if spec else [],
             "value_names": sorted(spec.values) if spec else [], "on_remove": spec.on_remove if spec else None,
-            "host_paths": await self._host_paths(),
+            "host_paths": await self._host_paths(name),
             "bad": [{"revision": rev, **info} for rev, info in sorted(state.bad.items(),
                                                                       key=lambda kv: -kv[1]["time"])],
             "revisions": [{k: row[k] for k in ("id", "revision", "run_id", "kind", "outcome", "reason", "message",
                                                "time")} for row in history],
-            "containers": containers,
+            "containers": containers, "containers_error": containers_error,
+            "configured_engine": spec.engine if spec else None,
+            "mode": state.mode or (spec.mode if spec else "compose"),
             "last_dry_run": None if dry is None else {
                 "id": dry["id"], "status": dry["status"], "revision": dry["details"].get("revision"),
                 "changed_files": dry["details"].get("changed_files", []), "diff": dry["details"].get("diff", ""),
@@ -179,12 +210,12 @@ class StackService:
             },
         }
 
-    async def _host_paths(self) -> dict[str, Any] | None:
+    async def _host_paths(self, name: str) -> dict[str, Any] | None:
         """Whether bind sources in working folders exist on the Docker host, in words."""
         if self.engine.deployer is None:
             return None
         try:
-            paths = await self.engine.deployer.async_host_paths()
+            paths = await self.engine.deployer.placement.async_host_paths(self.engine.running_engine(name))
         except Exception as err:  # the engine is unreachable: the page still shows
             return {"ok": False, "how": f"cannot tell: {err}"}
         return {"ok": paths.ok, "how": paths.how}

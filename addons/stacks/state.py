@@ -52,10 +52,13 @@ MIGRATIONS: list[str] = [
     """,
     # What the stack should be doing: running, or stopped / down by a person (lifecycle actions).
     "ALTER TABLE stack_state ADD COLUMN desired TEXT NOT NULL DEFAULT 'running'",
+    # The engine the stack runs on (a config edit never moves it; `stacks.move` does) and how: compose | swarm.
+    "ALTER TABLE stack_state ADD COLUMN engine TEXT; ALTER TABLE stack_state ADD COLUMN mode TEXT",
 ]
 
 _COLUMNS = ("project", "deployed_revision", "good_revision", "render_hash", "inputs_hash", "config_hashes",
-            "snapshot", "auto_deploy", "health", "drift", "last_run_id", "last_dry_run_id", "desired")
+            "snapshot", "auto_deploy", "health", "drift", "last_run_id", "last_dry_run_id", "desired",
+            "engine", "mode")
 
 
 @dataclass
@@ -76,6 +79,8 @@ class StackState:
     last_run_id: int | None = None
     last_dry_run_id: int | None = None
     desired: str = "running"  # running | stopped | down
+    engine: str | None = None  # where it runs (None: never deployed, or deployed before engines existed: local)
+    mode: str | None = None  # compose | swarm, as deployed
     bad: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 

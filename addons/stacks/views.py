@@ -67,6 +67,12 @@ async def lifecycle_submit(request: web.Request, *, action: str) -> web.StreamRe
     raise web.HTTPSeeOther("/stacks" if request[BODY_KEY]["next"] == "list" else f"/runs/{run_id}")
 
 
+async def move_submit(request: web.Request) -> web.StreamResponse:
+    """The stack page's Move button; continues on the run page."""
+    run_id = await call_service(request, "stacks.move", {"name": request.match_info["name"]})
+    raise web.HTTPSeeOther(f"/runs/{run_id}")
+
+
 async def toggle_submit(request: web.Request) -> web.StreamResponse:
     """The auto_deploy toggle of the stacks list."""
     await call_service(request, "stacks.auto_deploy", {"name": request.match_info["name"],
@@ -92,5 +98,7 @@ def register(routes: RouteTable) -> None:
     for action in ACTIONS:
         routes.post(f"/stacks/{{name}}/{action}", functools.partial(lifecycle_submit, action=action), auth="deploy",
                     summary=f"{action.capitalize()} the stack from the UI", kind="ui", body=LIFECYCLE_FORM)
+    routes.post("/stacks/{name}/move", move_submit, auth="deploy", summary="Move the stack to its configured engine",
+                kind="ui", body=LIFECYCLE_FORM)
     routes.post("/stacks/{name}/auto_deploy", toggle_submit, auth="deploy", summary="Toggle auto_deploy",
                 kind="ui", body=TOGGLE_FORM)

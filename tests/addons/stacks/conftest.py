@@ -139,3 +139,6 @@ def stacks_app(make_client: Any, remote: GitRemote, cleanup_projects: list[str])
         return client, app
 
     return _start
+
+
+from tests.support.engines import ssh_engine, swarm_engine, tls_engine  # noqa: E402, F401 - engines for stacks tests
