@@ -1,11 +1,11 @@
 """Extra Docker engines for tests: a second `dockerd` beside the main one (DESIGN.md section 9).
 
 Each engine has its own data root, exec root, pidfile, unix socket and bridge, and runs with
-`--iptables=false` so it never touches the main engine's rules or its `docker0` (`--bridge none`
-would delete `docker0`). Addresses come from a 10.X.0.0/16 block that no route on this machine
-uses: the bridge is 10.X.0.0/24, `docker_gwbridge` 10.X.1.0/24, the engine's own networks
-10.X.128.0/17 and Swarm's overlay networks 10.X.64.0/18. Optional TLS on 127.0.0.1 with
-certificates made here, optional single-node Swarm. Everything is removed on `close()`.
+`--iptables=false` so it never touches the main engine's rules or its `docker0` (`--bridge none`,
+and `--default-address-pool` at a restart, make dockerd delete `docker0`). Addresses come from a
+10.X.0.0/16 block that no route on this machine uses: the bridge is 10.X.0.0/24, `docker_gwbridge`
+10.X.1.0/24 and Swarm's overlay networks 10.X.64.0/18. Optional TLS on 127.0.0.1 with certificates
+made here, optional single-node Swarm. Everything is removed on `close()`.
 """
 
 from __future__ import annotations
@@ -49,15 +49,15 @@ def _free_udp_port() -> int:
     for port in secrets.SystemRandom().sample(range(20000, 49151), 200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             try:
-                sock.bind(("0.0.0.0", port))  # noqa: S104 - only probes that the port is free
+                sock.bind(("0.0.0.0", port))
             except OSError:
                 continue
             return port
     raise RuntimeError("no free UDP port for the Swarm data path")
 
 
-def _run(argv: list[str], *, input: bytes | None = None, check: bool = True) -> str:  # noqa: A002
-    result = subprocess.run(argv, input=input, capture_output=True, check=False)  # noqa: S603
+def _run(argv: list[str], *, input: bytes | None = None, check: bool = True) -> str:
+    result = subprocess.run(argv, input=input, capture_output=True, check=False)
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.decode(errors='replace').strip()}")
     return result.stdout.decode(errors="replace")
@@ -190,7 +190,7 @@ class ExtraEngine:
             return tls_client(self.tcp_url, config, timeout=timeout)
         return docker.DockerClient(base_url=self.unix_url, timeout=timeout)
 
-    def cli(self, *args: str, input: bytes | None = None, check: bool = True) -> str:  # noqa: A002
+    def cli(self, *args: str, input: bytes | None = None, check: bool = True) -> str:
         """Run the docker CLI against this engine (blocks)."""
         return _run(["docker", "-H", self.unix_url, *args], input=input, check=check)
 
@@ -198,8 +198,10 @@ class ExtraEngine:
         argv = [
             "dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
             "--pidfile", str(self.root / "docker.pid"), "-H", self.unix_url,
+            # Never --bridge none, nor --default-address-pool: with either, dockerd deletes the link
+            # named docker0 (the second at every restart), and the main engine can no longer run anything.
+            # Its own networks come from Docker's default pools, which skip ranges a route already uses.
             "--bridge", self.bridge, "--iptables=false", "--ip-forward=false",
-            "--default-address-pool", f"base={self.subnet(128).supernet(new_prefix=17)},size=24",
             "--log-level", "warn", "--storage-driver", "overlay2",
         ]
         if self.tls is not None and self.tcp_port is not None:
@@ -213,19 +215,31 @@ class ExtraEngine:
             return
         (self.root / "sock").mkdir(parents=True, exist_ok=True)
         log = (self.root / "dockerd.log").open("ab")
-        self.process = subprocess.Popen(self._argv(), stdout=log, stderr=log,  # noqa: S603
+        self.process = subprocess.Popen(self._argv(), stdout=log, stderr=log,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"dockerd exited: {self.log_tail()}")
-            if self.socket.exists():
-                with contextlib.suppress(docker.errors.DockerException), contextlib.closing(self.client(timeout=5)) as client:
-                    client.ping()
-                    return
+            if self.answers():
+                return
             time.sleep(0.1)
         raise TimeoutError(f"dockerd did not answer within {START_TIMEOUT}s: {self.log_tail()}")
+
+    def answers(self) -> bool:
+        """Whether the engine answers `GET /_ping` on its socket now (a raw socket, always closed; blocks)."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            try:
+                sock.connect(str(self.socket))
+                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                reply = b""
+                while chunk := sock.recv(4096):
+                    reply += chunk
+            except OSError:
+                return False
+        return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop dockerd (SIGTERM, its containerd with it), keeping its data; the engine goes away (blocks)."""
@@ -303,7 +317,7 @@ class ExtraEngine:
 
 
 def _run_bytes(argv: list[str]) -> bytes:
-    result = subprocess.run(argv, capture_output=True, check=False)  # noqa: S603
+    result = subprocess.run(argv, capture_output=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.decode(errors='replace').strip()}")
     return result.stdout
@@ -336,15 +350,16 @@ def start_engine(*, tls: bool = False, swarm: bool = False, image: str | None = 
             fcntl.flock(lock, fcntl.LOCK_EX)
             engine = ExtraEngine(root=root, block=_pick_block(), suffix=suffix)
             _run(["ip", "link", "add", engine.bridge, "type", "bridge"])
-            bridge_net = engine.subnet(0)
-            _run(["ip", "addr", "add", f"{bridge_net.network_address + 1}/{bridge_net.prefixlen}", "dev", engine.bridge])
+            net = engine.subnet(0)
+            _run(["ip", "addr", "add", f"{net.network_address + 1}/{net.prefixlen}", "dev", engine.bridge])
             _run(["ip", "link", "set", engine.bridge, "up"])
         if tls:
             engine.tls = make_tls(root / "tls")
             engine.tcp_port = free_port()
         engine.start()
         if image:
-            ensure_busybox_image() if image == BUSYBOX_IMAGE else None
+            if image == BUSYBOX_IMAGE:
+                ensure_busybox_image()
             engine.load_image(image)
         if swarm:
             engine.init_swarm()
