@@ -1,0 +1,1 @@
+"""Tests of the engines addon and of the extra Docker engines the tests start."""
