@@ -147,6 +147,7 @@ class ExtraEngine:
     tls: TlsFiles | None = None
     tcp_port: int | None = None
     swarm: bool = False
+    live_restore: bool = False  # containers keep running while dockerd is away (as on a host that drops off)
     process: subprocess.Popen[bytes] | None = None
     created_bridges: list[str] = field(default_factory=list)
 
@@ -204,6 +205,8 @@ class ExtraEngine:
             "--bridge", self.bridge, "--iptables=false", "--ip-forward=false",
             "--log-level", "warn", "--storage-driver", "overlay2",
         ]
+        if self.live_restore:
+            argv.append("--live-restore")
         if self.tls is not None and self.tcp_port is not None:
             argv += ["-H", self.tcp_url, "--tlsverify", "--tlscacert", str(self.tls.ca),
                      "--tlscert", str(self.tls.server_cert), "--tlskey", str(self.tls.server_key)]
@@ -336,7 +339,8 @@ def _unmount_under(root: Path) -> None:
         _run(["umount", "-l", point], check=False)
 
 
-def start_engine(*, tls: bool = False, swarm: bool = False, image: str | None = BUSYBOX_IMAGE) -> ExtraEngine:
+def start_engine(*, tls: bool = False, swarm: bool = False, image: str | None = BUSYBOX_IMAGE,
+                 live_restore: bool = False) -> ExtraEngine:
     """Start a second dockerd (optionally TLS on 127.0.0.1, optionally a single-node Swarm) with `image` loaded.
 
     Blocks (seconds). The caller owns the engine and must `close()` it; prefer `extra_engine()`.
@@ -348,7 +352,7 @@ def start_engine(*, tls: bool = False, swarm: bool = False, image: str | None = 
     try:
         with _LOCK.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            engine = ExtraEngine(root=root, block=_pick_block(), suffix=suffix)
+            engine = ExtraEngine(root=root, block=_pick_block(), suffix=suffix, live_restore=live_restore)
             _run(["ip", "link", "add", engine.bridge, "type", "bridge"])
             net = engine.subnet(0)
             _run(["ip", "addr", "add", f"{net.network_address + 1}/{net.prefixlen}", "dev", engine.bridge])
@@ -373,9 +377,10 @@ def start_engine(*, tls: bool = False, swarm: bool = False, image: str | None = 
 
 
 @contextlib.contextmanager
-def extra_engine(*, tls: bool = False, swarm: bool = False, image: str | None = BUSYBOX_IMAGE) -> Iterator[ExtraEngine]:
+def extra_engine(*, tls: bool = False, swarm: bool = False, image: str | None = BUSYBOX_IMAGE,
+                 live_restore: bool = False) -> Iterator[ExtraEngine]:
     """`start_engine()` as a context manager that always removes what it created (blocks)."""
-    engine = start_engine(tls=tls, swarm=swarm, image=image)
+    engine = start_engine(tls=tls, swarm=swarm, image=image, live_restore=live_restore)
     try:
         yield engine
     finally:

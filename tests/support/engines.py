@@ -36,6 +36,7 @@ class SshEngine:
     key: Path  # the client's private key
     known_hosts: Path  # holds the container's host key for [127.0.0.1]:port
     socket: str  # the engine's socket path on the SSH host
+    stacks_dir: str  # a folder at the same path in the SSH host and on the engine's host (this machine)
     engine: ExtraEngine
     container: Any
 
@@ -47,11 +48,11 @@ class SshEngine:
 
 @pytest.fixture(scope="session")
 def tls_engine() -> Iterator[ExtraEngine]:
-    """A second dockerd on a unix socket and on tcp://127.0.0.1:PORT with --tlsverify.
+    """A second dockerd on a unix socket and on tcp://127.0.0.1:PORT with --tlsverify (and --live-restore).
 
     `tcp_url`, `tls.ca`/`tls.cert`/`tls.key` (client side) and `socket` say how to reach it.
     """
-    with extra_engine(tls=True) as engine:
+    with extra_engine(tls=True, live_restore=True) as engine:
         yield engine
 
 
@@ -76,11 +77,17 @@ def ssh_host_for(engine: ExtraEngine, client: docker.DockerClient) -> Iterator[S
     key.write_private_key(str(key_path))
     key_path.chmod(0o600)
     (work / "harness").mkdir()
+    # The engine runs on this machine, sshd in a container: the folder files are copied to must be the
+    # same folder for both, as it is on a real host where sshd and dockerd share one filesystem.
+    shared = work / "stacks"
+    shared.mkdir()
+    shared.chmod(0o777)
     (work / "harness" / "authorized_keys").write_text(key.export_public_key().decode())
     port = free_port()
     volumes = {
         str(work / "harness"): {"bind": "/harness", "mode": "rw"},
         str(engine.socket.parent): {"bind": REMOTE_SOCKET_DIR, "mode": "rw"},
+        str(shared): {"bind": str(shared), "mode": "rw"},
     }
     docker_cli = shutil.which("docker")
     if docker_cli:
@@ -91,7 +98,7 @@ def ssh_host_for(engine: ExtraEngine, client: docker.DockerClient) -> Iterator[S
     )
     try:
         host = SshEngine(port, TEST_USER, key_path, work / "known_hosts", f"{REMOTE_SOCKET_DIR}/docker.sock",
-                         engine, container)
+                         str(shared), engine, container)
         gid = engine.socket.stat().st_gid
         for argv in (["groupadd", "-g", str(gid), "-o", "dockerhost"], ["usermod", "-aG", "dockerhost", TEST_USER],
                      ["ln", "-sf", host.socket, "/var/run/docker.sock"]):
