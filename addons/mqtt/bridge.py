@@ -18,25 +18,15 @@ from typing import Any
 
 import aiomqtt
 
+from addons.backup.contract import BACKUPS
 from addons.hosts.contract import HOSTS
 from addons.stacks.contract import STACKS
 from appliance.core import Appliance
 from appliance.errors import Forbidden, NotFound, ValidationFailed
 
-from .entities import (
-    APPLIANCE,
-    HOST,
-    PAYLOAD_INSTALL,
-    PAYLOAD_PRESS,
-    STACK,
-    Discovery,
-    Entity,
-    Topics,
-    dumps,
-    host_states,
-    stack_states,
-)
+from .entities import APPLIANCE, HOST, PAYLOAD_INSTALL, PAYLOAD_PRESS, STACK, Discovery, Entity, Topics
 from .schema import Broker
+from .states import backup_state, dumps, host_states, stack_states
 
 _LOGGER = logging.getLogger(__name__)
 BACKOFF_MIN = 1.0
@@ -104,11 +94,11 @@ class MqttBridge:
 
     def entities(self) -> list[Entity]:
         """Every discovery config to publish."""
-        result = self.discovery.appliance()
+        result = self.discovery.device(APPLIANCE, backup=self.app.data.get(BACKUPS) is not None)
         for name in self.stack_names():
-            result += self.discovery.stack(name)
+            result += self.discovery.device(STACK, name)
         for name in self.host_names():
-            result += self.discovery.host(name)
+            result += self.discovery.device(HOST, name)
         return result
 
     async def async_states(self, kind: str, name: str) -> dict[str, str]:
@@ -116,20 +106,23 @@ class MqttBridge:
         if kind == APPLIANCE:
             active = sorted(self.app.runs.active.values(), key=lambda r: r.id)
             failed = sorted(self.app.addon_errors)
-            return {self.topics.state(APPLIANCE, ""): dumps({
-                "active_runs": len(active), "runs": [f"{r.kind} {r.target}" for r in active][:20],
-                "failed_addons": len(failed), "failed": failed})}
+            state: dict[str, Any] = {"active_runs": len(active), "runs": [f"{r.kind} {r.target}" for r in active][:20],
+                                     "failed_addons": len(failed), "failed": failed}
+            backups = self.app.data.get(BACKUPS)
+            if backups is not None:
+                state["backup"] = backup_state(await backups.async_last())
+            return {self.topics.state(APPLIANCE, ""): dumps(state)}
         if kind == STACK:
             catalog = self.app.data.get(STACKS)
             if catalog is None:
                 return {}
-            state, update = stack_states(await catalog.async_overview(name), self.app.link(f"/stacks/{name}"))
+            device, update = stack_states(await catalog.async_overview(name), self.app.link(f"/stacks/{name}"))
         else:
             fleet = self.app.data.get(HOSTS)
             if fleet is None:
                 return {}
-            state, update = host_states(fleet, name)
-        return {self.topics.state(kind, name): dumps(state), self.topics.update(kind, name): dumps(update)}
+            device, update = host_states(fleet, name)
+        return {self.topics.state(kind, name): dumps(device), self.topics.update(kind, name): dumps(update)}
 
     # --- changes from the event bus ---------------------------------------------------------
 

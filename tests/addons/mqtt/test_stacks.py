@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from addons.mqtt.const import BRIDGE_KEY
-from tests.addons.stacks.conftest import GitRemote, StackApp, httpd_compose, wait_idle
+from tests.addons.stacks.conftest import GitRemote, StackApp, httpd_compose, sync, wait_idle
 from tests.conftest import bearer
 
 from .conftest import PASSWORD, USER, Broker, WatcherFactory, connected
-from .ha_schema import validate
+from .ha_schema import validate, validate_update_state
 
 pytestmark = pytest.mark.docker
 
@@ -52,9 +52,10 @@ async def test_install_deploys_the_stack_audited_as_mqtt(
     update_config = ha.json(f"homeassistant/update/dm-test/stack_{name}_update/config")
     # Never deployed (auto_deploy is off): Home Assistant offers the newest commit.
     update = await ha.wait_for(lambda: ha.json(update_topic))
-    assert update["installed_version"] is None
+    validate_update_state(update)
+    assert "installed_version" not in update  # unknown: left out (Home Assistant rejects a null)
     assert update["latest_version"] == sha[:12]
-    assert update["release_summary"] == "Serve v1"
+    assert update["release_summary"] == "- Serve v1"
     assert ha.json(f"dockmaster/stack/{name}/state")["auto_deploy"] is False
 
     await ha.client.publish(update_config["command_topic"], update_config["payload_install"], qos=1)
@@ -77,6 +78,20 @@ async def test_install_deploys_the_stack_audited_as_mqtt(
     resp = await client.get("/api/v1/audit", headers=bearer("admin"))
     text = await resp.text()
     assert "mqtt:dm-test" in text and "stack.deploy" in text, text[:500]
+
+    # New commits: the summary lists every one that touches the stack's folder, newest first.
+    remote.commit({"stacks/web/compose.yaml": httpd_compose(busybox_image, "v2")}, "Serve v2")
+    remote.commit({"stacks/other/compose.yaml": "services: {}\n"}, "Another stack")
+    remote.commit({"stacks/web/.env": "COLOR=blue\n"}, "Paint it blue")
+    await sync(app)
+    update = await ha.wait_for(lambda: ha.json(update_topic)["latest_version"] != sha[:12] and ha.json(update_topic),
+                               timeout=5)
+    validate_update_state(update)
+    assert update["installed_version"] == sha[:12]
+    assert update["release_summary"] == "- Paint it blue\n- Serve v2"
+    assert update["release_url"].endswith(f"/stacks/{name}")
+    state = ha.json(state_topic)
+    assert state["commits"] == ["Paint it blue", "Serve v2"] and state["pending_commits"] == 2
 
     # The switch turns auto_deploy on through stacks.auto_deploy, and the state follows.
     await ha.client.publish(f"dockmaster/stack/{name}/auto_deploy/set", "ON", qos=1)
