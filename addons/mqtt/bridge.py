@@ -75,6 +75,7 @@ class MqttBridge:
         self._sent: dict[str, str] = {}  # topic -> payload published on this connection
         self._wanted: set[str] = set()  # discovery config topics of what is configured now
         self._stopping = False
+        self.backoff_max = BACKOFF_MAX  # the longest wait between connection attempts
 
     # --- what exists ------------------------------------------------------------------------
 
@@ -178,7 +179,7 @@ class MqttBridge:
             if self._stopping:
                 return
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter, not a secret
-            delay = min(delay * 2, BACKOFF_MAX)
+            delay = min(delay * 2, self.backoff_max)
 
     def _client_for(self, tls: ssl.SSLContext | None) -> aiomqtt.Client:
         will = aiomqtt.Will(self.topics.availability, "offline", qos=1, retain=True)
