@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import re
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ _LOGGER = logging.getLogger(__name__)
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 60.0
 COALESCE = 0.05  # seconds: a burst of events becomes one publish per device
+PUBLISH_WINDOW = 32  # messages in flight at once during a full publish
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class MqttBridge:
         self._dirty: set[tuple[str, str]] = set()
         self._full = False
         self._wake = asyncio.Event()
-        self._sent: dict[str, str] = {}  # topic -> payload published on this connection
+        self._sent: dict[str, bytes] = {}  # topic -> digest of the payload published on this connection
         self._wanted: set[str] = set()  # discovery config topics of what is configured now
         self._stopping = False
         self.backoff_max = BACKOFF_MAX  # the longest wait between connection attempts
@@ -217,19 +220,31 @@ class MqttBridge:
 
     # --- publishing -------------------------------------------------------------------------
 
-    async def _async_publish(self, client: aiomqtt.Client, topic: str, payload: str) -> None:
-        if self._sent.get(topic) == payload:
-            return
-        await client.publish(topic, payload, qos=1, retain=True)
-        self._sent[topic] = payload
+    async def _async_publish_many(self, client: aiomqtt.Client, messages: Iterable[tuple[str, str]]) -> None:
+        """Publish retained messages, skipping those already sent on this connection unchanged.
+
+        A few workers share one iterator: a full publish keeps PUBLISH_WINDOW messages in flight
+        instead of one pending coroutine per message (the peak memory of a large fleet).
+        """
+        pending = iter(messages)
+
+        async def worker() -> None:
+            for topic, payload in pending:
+                digest = hashlib.blake2b(payload.encode(), digest_size=16).digest()
+                if self._sent.get(topic) == digest:
+                    continue
+                await client.publish(topic, payload, qos=1, retain=True)
+                self._sent[topic] = digest
+
+        await asyncio.gather(*(worker() for _ in range(PUBLISH_WINDOW)))
 
     async def _async_publish_all(self, client: aiomqtt.Client) -> None:
         self._full = False
         self._sent.clear()
         entities = self.entities()
         self._wanted = {self.topics.config(e.platform, e.object_id) for e in entities}
-        await asyncio.gather(*(self._async_publish(client, self.topics.config(e.platform, e.object_id),
-                                                   dumps(e.config)) for e in entities))
+        await self._async_publish_many(client, ((self.topics.config(e.platform, e.object_id), dumps(e.config))
+                                                for e in entities))
         self._dirty.update(self.devices())
         await self._async_publish_dirty(client)
 
@@ -243,7 +258,7 @@ class MqttBridge:
                 continue  # removed since it was marked
             except Exception:
                 _LOGGER.exception("MQTT: cannot read the state of %s %s", kind, name)
-        await asyncio.gather(*(self._async_publish(client, t, p) for t, p in messages.items()))
+        await self._async_publish_many(client, messages.items())
 
     async def _async_publisher(self, client: aiomqtt.Client) -> None:
         while True:
