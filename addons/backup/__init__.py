@@ -11,6 +11,7 @@ from appliance import cv
 from appliance.core import Appliance
 
 from . import api
+from .contract import BACKUPS
 from .engine import ENGINE_KEY, BackupEngine
 
 DOMAIN = "backup"
@@ -30,6 +31,7 @@ async def async_setup(app: Appliance, conf: dict[str, Any]) -> bool:
     """Offer the backup service and pages; schedule the job when `cron` is set."""
     engine = BackupEngine(app, conf)
     app.data[ENGINE_KEY] = engine
+    app.data[BACKUPS] = engine
     app.services.register("backup.create", engine.async_create_service, schema=vol.Schema({}), scope="admin",
                           description="Write a backup of the appliance's state now")
     if conf.get("cron") and not app.oneshot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from appliance.datakeys import DataKey
 from appliance.services import ServiceCall
 
 from . import archive
+from .contract import BackupCreated, BackupFailed, LastBackup
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,6 +57,16 @@ class BackupEngine:
         self.conf = conf
         self.keep: int = conf["keep"]
         self.dir = resolve_dir(app.config_path, conf.get("to"))
+        self._last: LastBackup | None = None  # read from the folder on first use, then kept up to date
+
+    async def async_last(self) -> LastBackup:
+        """The newest archive and how the latest attempt went (the folder is read once, in an executor)."""
+        if self._last is None:
+            backups = await self.app.async_run_blocking(self.list)
+            newest = backups[0] if backups else None
+            self._last = LastBackup(name=newest.name if newest else None, time=newest.created if newest else None,
+                                    size=newest.size if newest else None, ok=True, error=None)
+        return self._last
 
     def list(self) -> list[archive.BackupFile]:
         """Archives in the backup folder, newest first (blocks: stat)."""
@@ -73,13 +85,23 @@ class BackupEngine:
         """Make one archive as a run, keep the newest `keep`; returns the archive and the run id."""
         app = self.app
         reason = f"backup requested by {actor}" if actor else "scheduled backup"
-        async with app.runs.track("backup", app.name, trigger=trigger, reason=reason, actor=actor) as run:
-            made = await app.async_run_blocking(self._make)
-            run.log(f"wrote {self.dir / made.name} ({made.size} bytes)")
-            removed = await app.async_run_blocking(archive.prune_backups, self.dir, self.keep)
-            for name in removed:
-                run.log(f"removed {name} (keep {self.keep})")
-            app.runs.update(run, details={"backup": made.name, "size": made.size, "removed": removed})
+        before = await self.async_last()
+        run = None
+        try:
+            async with app.runs.track("backup", app.name, trigger=trigger, reason=reason, actor=actor) as run:
+                made = await app.async_run_blocking(self._make)
+                run.log(f"wrote {self.dir / made.name} ({made.size} bytes)")
+                removed = await app.async_run_blocking(archive.prune_backups, self.dir, self.keep)
+                for name in removed:
+                    run.log(f"removed {name} (keep {self.keep})")
+                app.runs.update(run, details={"backup": made.name, "size": made.size, "removed": removed})
+        except Exception as err:
+            error = app.redactor(str(err) or type(err).__name__)
+            self._last = dataclasses.replace(before, ok=False, error=error)
+            app.bus.async_fire(BackupFailed(error=error, run_id=run.id if run else None))
+            raise
+        self._last = LastBackup(name=made.name, time=made.created, size=made.size, ok=True, error=None)
+        app.bus.async_fire(BackupCreated(backup=made.name, size=made.size, run_id=run.id))
         if actor:
             app.store.audit(actor, "backup", made.name, source=source, details={"size": made.size, "removed": removed})
         _LOGGER.info("Backup %s written (%d bytes)", made.name, made.size)

@@ -9,39 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import re
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 
+from addons.backup.contract import BACKUPS
 from addons.hosts.contract import HOSTS
 from addons.stacks.contract import STACKS
 from appliance.core import Appliance
 from appliance.errors import Forbidden, NotFound, ValidationFailed
 
-from .entities import (
-    APPLIANCE,
-    HOST,
-    PAYLOAD_INSTALL,
-    PAYLOAD_PRESS,
-    STACK,
-    Discovery,
-    Entity,
-    Topics,
-    dumps,
-    host_states,
-    stack_states,
-)
+from .entities import APPLIANCE, HOST, PAYLOAD_INSTALL, PAYLOAD_PRESS, STACK, Discovery, Entity, Topics
 from .schema import Broker
+from .states import backup_state, dumps, host_states, stack_states
 
 _LOGGER = logging.getLogger(__name__)
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 60.0
 COALESCE = 0.05  # seconds: a burst of events becomes one publish per device
+PUBLISH_WINDOW = 32  # messages in flight at once during a full publish
 
 
 @dataclass(frozen=True)
@@ -82,9 +75,10 @@ class MqttBridge:
         self._dirty: set[tuple[str, str]] = set()
         self._full = False
         self._wake = asyncio.Event()
-        self._sent: dict[str, str] = {}  # topic -> payload published on this connection
+        self._sent: dict[str, bytes] = {}  # topic -> digest of the payload published on this connection
         self._wanted: set[str] = set()  # discovery config topics of what is configured now
         self._stopping = False
+        self.backoff_max = BACKOFF_MAX  # the longest wait between connection attempts
 
     # --- what exists ------------------------------------------------------------------------
 
@@ -104,11 +98,11 @@ class MqttBridge:
 
     def entities(self) -> list[Entity]:
         """Every discovery config to publish."""
-        result = self.discovery.appliance()
+        result = self.discovery.device(APPLIANCE, backup=self.app.data.get(BACKUPS) is not None)
         for name in self.stack_names():
-            result += self.discovery.stack(name)
+            result += self.discovery.device(STACK, name)
         for name in self.host_names():
-            result += self.discovery.host(name)
+            result += self.discovery.device(HOST, name)
         return result
 
     async def async_states(self, kind: str, name: str) -> dict[str, str]:
@@ -116,20 +110,23 @@ class MqttBridge:
         if kind == APPLIANCE:
             active = sorted(self.app.runs.active.values(), key=lambda r: r.id)
             failed = sorted(self.app.addon_errors)
-            return {self.topics.state(APPLIANCE, ""): dumps({
-                "active_runs": len(active), "runs": [f"{r.kind} {r.target}" for r in active][:20],
-                "failed_addons": len(failed), "failed": failed})}
+            state: dict[str, Any] = {"active_runs": len(active), "runs": [f"{r.kind} {r.target}" for r in active][:20],
+                                     "failed_addons": len(failed), "failed": failed}
+            backups = self.app.data.get(BACKUPS)
+            if backups is not None:
+                state["backup"] = backup_state(await backups.async_last())
+            return {self.topics.state(APPLIANCE, ""): dumps(state)}
         if kind == STACK:
             catalog = self.app.data.get(STACKS)
             if catalog is None:
                 return {}
-            state, update = stack_states(await catalog.async_overview(name), self.app.link(f"/stacks/{name}"))
+            device, update = stack_states(await catalog.async_overview(name), self.app.link(f"/stacks/{name}"))
         else:
             fleet = self.app.data.get(HOSTS)
             if fleet is None:
                 return {}
-            state, update = host_states(fleet, name)
-        return {self.topics.state(kind, name): dumps(state), self.topics.update(kind, name): dumps(update)}
+            device, update = host_states(fleet, name)
+        return {self.topics.state(kind, name): dumps(device), self.topics.update(kind, name): dumps(update)}
 
     # --- changes from the event bus ---------------------------------------------------------
 
@@ -185,7 +182,7 @@ class MqttBridge:
             if self._stopping:
                 return
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter, not a secret
-            delay = min(delay * 2, BACKOFF_MAX)
+            delay = min(delay * 2, self.backoff_max)
 
     def _client_for(self, tls: ssl.SSLContext | None) -> aiomqtt.Client:
         will = aiomqtt.Will(self.topics.availability, "offline", qos=1, retain=True)
@@ -223,19 +220,31 @@ class MqttBridge:
 
     # --- publishing -------------------------------------------------------------------------
 
-    async def _async_publish(self, client: aiomqtt.Client, topic: str, payload: str) -> None:
-        if self._sent.get(topic) == payload:
-            return
-        await client.publish(topic, payload, qos=1, retain=True)
-        self._sent[topic] = payload
+    async def _async_publish_many(self, client: aiomqtt.Client, messages: Iterable[tuple[str, str]]) -> None:
+        """Publish retained messages, skipping those already sent on this connection unchanged.
+
+        A few workers share one iterator: a full publish keeps PUBLISH_WINDOW messages in flight
+        instead of one pending coroutine per message (the peak memory of a large fleet).
+        """
+        pending = iter(messages)
+
+        async def worker() -> None:
+            for topic, payload in pending:
+                digest = hashlib.blake2b(payload.encode(), digest_size=16).digest()
+                if self._sent.get(topic) == digest:
+                    continue
+                await client.publish(topic, payload, qos=1, retain=True)
+                self._sent[topic] = digest
+
+        await asyncio.gather(*(worker() for _ in range(PUBLISH_WINDOW)))
 
     async def _async_publish_all(self, client: aiomqtt.Client) -> None:
         self._full = False
         self._sent.clear()
         entities = self.entities()
         self._wanted = {self.topics.config(e.platform, e.object_id) for e in entities}
-        await asyncio.gather(*(self._async_publish(client, self.topics.config(e.platform, e.object_id),
-                                                   dumps(e.config)) for e in entities))
+        await self._async_publish_many(client, ((self.topics.config(e.platform, e.object_id), dumps(e.config))
+                                                for e in entities))
         self._dirty.update(self.devices())
         await self._async_publish_dirty(client)
 
@@ -249,7 +258,7 @@ class MqttBridge:
                 continue  # removed since it was marked
             except Exception:
                 _LOGGER.exception("MQTT: cannot read the state of %s %s", kind, name)
-        await asyncio.gather(*(self._async_publish(client, t, p) for t, p in messages.items()))
+        await self._async_publish_many(client, messages.items())
 
     async def _async_publisher(self, client: aiomqtt.Client) -> None:
         while True:

@@ -1,22 +1,16 @@
-"""Home Assistant discovery configs and state payloads: pure functions of names and read models.
+"""Home Assistant discovery configs: one table of entities per device kind, one builder for them all.
 
 One device per stack, one per host and one for the appliance. Every entity reads one retained JSON
-state topic of its device (`<base>/<kind>/<name>/state`) through a `value_template`; update entities
-read their own (`.../update`) in the shape Home Assistant's MQTT update platform expects.
+state topic of its device (`<base>/<kind>/<name>/state`) through a `value_template`, and its
+attributes from the same topic; update entities read their own (`.../update`) in the shape Home
+Assistant's MQTT update platform expects (see `states.py`).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
-from addons.hosts.contract import HostFleet
-from addons.stacks.contract import StackOverview
-
-# Home Assistant cuts an update entity's release summary at 255 characters.
-SUMMARY_LIMIT = 255
 PAYLOAD_INSTALL = "install"
 PAYLOAD_PRESS = "PRESS"
 STACK, HOST, APPLIANCE = "stack", "host", "appliance"
@@ -71,6 +65,67 @@ class Entity:
     config: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Spec:
+    """One entity of a device kind: what it reads from the device's state and what it commands.
+
+    `value` and `attributes` are Jinja expressions over the state JSON (`value_json`); `command` is
+    the action part of its command topic. Update entities read the device's update topic instead.
+    """
+
+    platform: str
+    key: str
+    label: str
+    value: str | None = None
+    attributes: str | None = None
+    command: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+STACK_ENTITIES = (
+    Spec("update", "update", "Update", command="install",
+         attributes="{'commits': value_json.commits, 'pending_commits': value_json.pending_commits}",
+         options={"icon": "mdi:source-commit"}),
+    Spec("binary_sensor", "health", "Health", value="value_json.problem",
+         attributes="{'health': value_json.health}", options={"device_class": "problem"}),
+    Spec("sensor", "last_deploy", "Last deploy", value="value_json.last_result",
+         attributes="{'kind': value_json.last_kind, 'error': value_json.last_error,"
+                    " 'revision': value_json.deployed_revision}",
+         options={"icon": "mdi:rocket-launch"}),
+    Spec("sensor", "last_deploy_time", "Last deploy time", value="value_json.last_time or 'None'",
+         options={"device_class": "timestamp"}),
+    Spec("switch", "auto_deploy", "Auto-deploy", value="'ON' if value_json.auto_deploy else 'OFF'",
+         command="auto_deploy/set", options={"payload_on": "ON", "payload_off": "OFF", "entity_category": "config",
+                                             "icon": "mdi:sync"}),
+    Spec("button", "rollback", "Roll back", command="rollback", options={"icon": "mdi:undo"}),
+)
+HOST_ENTITIES = (
+    Spec("update", "update", "Packages", command="install", attributes="{'packages': value_json.packages}",
+         options={"icon": "mdi:package-up"}),
+    Spec("sensor", "state", "State", value="value_json.state",
+         attributes="{'reason': value_json.reason, 'error': value_json.error, 'pending': value_json.pending}",
+         options={"icon": "mdi:state-machine"}),
+    Spec("binary_sensor", "reboot_required", "Reboot required",
+         value="'ON' if value_json.reboot_required else 'OFF'", options={"icon": "mdi:restart-alert"}),
+    Spec("button", "check", "Check for updates", command="check", options={"icon": "mdi:magnify"}),
+)
+APPLIANCE_ENTITIES = (
+    Spec("sensor", "active_runs", "Active runs", value="value_json.active_runs",
+         attributes="{'runs': value_json.runs}", options={"state_class": "measurement", "icon": "mdi:run"}),
+    Spec("sensor", "failed_addons", "Failed addons", value="value_json.failed_addons",
+         attributes="{'addons': value_json.failed}",
+         options={"state_class": "measurement", "entity_category": "diagnostic", "icon": "mdi:puzzle-remove"}),
+)
+# Only when the backup addon is loaded.
+BACKUP_ENTITY = Spec(
+    "sensor", "last_backup", "Last backup", value="value_json.backup.time or 'None'",
+    attributes="{'archive': value_json.backup.name, 'size': value_json.backup.size,"
+               " 'result': value_json.backup.result, 'error': value_json.backup.error}",
+    options={"device_class": "timestamp", "icon": "mdi:archive-check"})
+ENTITIES = {STACK: STACK_ENTITIES, HOST: HOST_ENTITIES, APPLIANCE: APPLIANCE_ENTITIES}
+MODELS = {STACK: "Compose stack", HOST: "Host"}
+
+
 class Discovery:
     """Builds the discovery configs of the appliance, a stack or a host."""
 
@@ -87,134 +142,41 @@ class Discovery:
             return {"identifiers": [self.topics.node], "name": f"Dockmaster {self.app_name}",
                     "manufacturer": "Dockmaster", "model": "Dockmaster", "sw_version": self.version,
                     "configuration_url": self.link("/")}
-        model = "Compose stack" if kind == STACK else "Host"
-        return {"identifiers": [f"{self.topics.node}_{kind}_{name}"], "name": f"{name}",
-                "manufacturer": "Dockmaster", "model": model, "via_device": self.topics.node,
+        return {"identifiers": [f"{self.topics.node}_{kind}_{name}"], "name": name,
+                "manufacturer": "Dockmaster", "model": MODELS[kind], "via_device": self.topics.node,
                 "configuration_url": self.link(f"/{kind}s/{name}")}
 
-    def _entity(self, platform: str, kind: str, name: str, key: str, label: str,
-                **config: Any) -> Entity:
-        object_id = f"{kind}_{name}_{key}" if kind != APPLIANCE else f"appliance_{key}"
-        payload = {
-            "name": label,
-            "unique_id": f"{self.topics.node}_{object_id}",
+    def entity(self, kind: str, name: str, spec: Spec) -> Entity:
+        """The discovery config of one entity of a device."""
+        t = self.topics
+        object_id = f"{kind}_{name}_{spec.key}" if kind != APPLIANCE else f"appliance_{spec.key}"
+        state = t.state(kind, name)
+        config: dict[str, Any] = {
+            "name": spec.label,
+            "unique_id": f"{t.node}_{object_id}",
             "object_id": f"dockmaster_{object_id}",
-            "availability": [{"topic": self.topics.availability}],
+            "availability": [{"topic": t.availability}],
             "payload_available": "online", "payload_not_available": "offline",
             "device": self._device(kind, name),
             "origin": self.origin,
             "qos": 1,
-            **config,
         }
-        return Entity(platform, object_id, payload)
+        if spec.platform == "update":
+            config["state_topic"] = t.update(kind, name)
+        elif spec.value is not None:
+            config |= {"state_topic": state, "value_template": f"{{{{ {spec.value} }}}}"}
+        if spec.attributes is not None:
+            config |= {"json_attributes_topic": state,
+                       "json_attributes_template": f"{{{{ {spec.attributes} | tojson }}}}"}
+        if spec.command is not None:
+            config["command_topic"] = t.command(kind, name, spec.command)
+            if spec.platform == "update":
+                config["payload_install"] = PAYLOAD_INSTALL
+            elif spec.platform == "button":
+                config["payload_press"] = PAYLOAD_PRESS
+        return Entity(spec.platform, object_id, config | spec.options)
 
-    def appliance(self) -> list[Entity]:
-        """The appliance device: active runs and failed addons."""
-        state = self.topics.state(APPLIANCE, "")
-        return [
-            self._entity("sensor", APPLIANCE, "", "active_runs", "Active runs", state_topic=state,
-                         value_template="{{ value_json.active_runs }}", state_class="measurement",
-                         icon="mdi:run", json_attributes_topic=state,
-                         json_attributes_template="{{ {'runs': value_json.runs} | tojson }}"),
-            self._entity("sensor", APPLIANCE, "", "failed_addons", "Failed addons", state_topic=state,
-                         value_template="{{ value_json.failed_addons }}", state_class="measurement",
-                         entity_category="diagnostic", icon="mdi:puzzle-remove", json_attributes_topic=state,
-                         json_attributes_template="{{ {'addons': value_json.failed} | tojson }}"),
-        ]
-
-    def stack(self, name: str) -> list[Entity]:
-        """A stack: update (Install = deploy), health, last deploy, auto-deploy switch, rollback button."""
-        state, t = self.topics.state(STACK, name), self.topics
-        return [
-            self._entity("update", STACK, name, "update", "Update", state_topic=t.update(STACK, name),
-                         command_topic=t.command(STACK, name, "install"), payload_install=PAYLOAD_INSTALL,
-                         icon="mdi:source-commit"),
-            self._entity("binary_sensor", STACK, name, "health", "Health", state_topic=state,
-                         device_class="problem", value_template="{{ value_json.problem }}",
-                         json_attributes_topic=state,
-                         json_attributes_template="{{ {'health': value_json.health} | tojson }}"),
-            self._entity("sensor", STACK, name, "last_deploy", "Last deploy", state_topic=state,
-                         value_template="{{ value_json.last_result }}", icon="mdi:rocket-launch",
-                         json_attributes_topic=state,
-                         json_attributes_template="{{ {'kind': value_json.last_kind, 'error': value_json.last_error,"
-                                                  " 'revision': value_json.deployed_revision} | tojson }}"),
-            self._entity("sensor", STACK, name, "last_deploy_time", "Last deploy time", state_topic=state,
-                         device_class="timestamp", value_template="{{ value_json.last_time or 'None' }}"),
-            self._entity("switch", STACK, name, "auto_deploy", "Auto-deploy", state_topic=state,
-                         command_topic=t.command(STACK, name, "auto_deploy/set"), payload_on="ON",
-                         payload_off="OFF", value_template="{{ 'ON' if value_json.auto_deploy else 'OFF' }}",
-                         entity_category="config", icon="mdi:sync"),
-            self._entity("button", STACK, name, "rollback", "Roll back",
-                         command_topic=t.command(STACK, name, "rollback"), payload_press=PAYLOAD_PRESS,
-                         icon="mdi:undo"),
-        ]
-
-    def host(self, name: str) -> list[Entity]:
-        """A host: update (pending packages; Install = update in its window), state, reboot required, check."""
-        state, t = self.topics.state(HOST, name), self.topics
-        return [
-            self._entity("update", HOST, name, "update", "Packages", state_topic=t.update(HOST, name),
-                         command_topic=t.command(HOST, name, "install"), payload_install=PAYLOAD_INSTALL,
-                         icon="mdi:package-up"),
-            self._entity("sensor", HOST, name, "state", "State", state_topic=state,
-                         value_template="{{ value_json.state }}", icon="mdi:state-machine",
-                         json_attributes_topic=state,
-                         json_attributes_template="{{ {'reason': value_json.reason, 'error': value_json.error,"
-                                                  " 'pending': value_json.pending} | tojson }}"),
-            self._entity("binary_sensor", HOST, name, "reboot_required", "Reboot required", state_topic=state,
-                         value_template="{{ 'ON' if value_json.reboot_required else 'OFF' }}",
-                         icon="mdi:restart-alert"),
-            self._entity("button", HOST, name, "check", "Check for updates",
-                         command_topic=t.command(HOST, name, "check"), payload_press=PAYLOAD_PRESS,
-                         icon="mdi:magnify"),
-        ]
-
-
-def _iso(stamp: float | None) -> str | None:
-    return datetime.fromtimestamp(stamp, UTC).isoformat() if stamp else None
-
-
-def _short(rev: str | None) -> str | None:
-    return rev[:12] if rev else None
-
-
-def stack_states(view: StackOverview, link: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The device state and the update entity's state of one stack."""
-    state = {
-        "health": view.health, "problem": "OFF" if view.health in ("healthy", "unknown") else "ON",
-        "auto_deploy": view.auto_deploy, "deployed_revision": view.deployed_revision,
-        "last_result": view.last_run_status or "never", "last_kind": view.last_run_kind,
-        "last_time": _iso(view.last_run_time), "last_error": view.last_run_error,
-    }
-    update = {
-        "installed_version": _short(view.deployed_revision), "latest_version": _short(view.latest_revision),
-        "title": view.name, "release_summary": view.latest_subject[:SUMMARY_LIMIT] or None,
-        "in_progress": view.last_run_status in ("queued", "running"),
-    }
-    if link:
-        update["release_url"] = link
-    return state, update
-
-
-def host_states(fleet: HostFleet, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The device state and the update entity's state of one host."""
-    status = fleet.status(name)
-    pending = [p.get("name", "") if isinstance(p, dict) else str(p) for p in status.pending]
-    state = {
-        "state": status.state, "reason": status.reason, "error": status.error, "pending": len(pending),
-        "reboot_required": bool(status.reboot_required),
-    }
-    summary = ", ".join(pending)
-    update = {
-        "installed_version": "current",
-        "latest_version": f"+{len(pending)} packages" if pending else "current",
-        "title": f"{name} packages",
-        "release_summary": (summary if len(summary) <= SUMMARY_LIMIT else summary[:SUMMARY_LIMIT - 1] + "…") or None,
-        "in_progress": status.state in ("updating", "rebooting", "verifying"),
-    }
-    return state, update
-
-
-def dumps(payload: dict[str, Any]) -> str:
-    """Compact, stable JSON (equal states give equal payloads, so unchanged states are not re-sent)."""
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str)
+    def device(self, kind: str, name: str = "", *, backup: bool = False) -> list[Entity]:
+        """Every entity of one device (the appliance's last-backup sensor only when `backup`)."""
+        specs = ENTITIES[kind] + ((BACKUP_ENTITY,) if kind == APPLIANCE and backup else ())
+        return [self.entity(kind, name, spec) for spec in specs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from addons.backup.contract import BackupCreated, BackupFailed
 from addons.hosts.contract import (
     HostRebooted,
     HostStateChanged,
@@ -63,3 +64,5 @@ def listen(app: Appliance, bridge: MqttBridge) -> None:
     app.bus.async_listen(RunFinished, on_run)
     app.bus.async_listen(RepoSynced, on_repo)
     app.bus.async_listen(AddonFailed, lambda _event: bridge.mark(APPLIANCE))
+    for backup_event in (BackupCreated, BackupFailed):
+        app.bus.async_listen(backup_event, lambda _event: bridge.mark(APPLIANCE))

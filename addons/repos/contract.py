@@ -10,7 +10,7 @@ from appliance.datakeys import DataKey
 
 from .events import RepoSynced
 
-__all__ = ["REPOS", "Commit", "RepoCatalog", "RepoSource", "RepoSynced", "SyncOutcome"]
+__all__ = ["REPOS", "Commit", "CommitRange", "RepoCatalog", "RepoSource", "RepoSynced", "SyncOutcome"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,14 @@ class Commit:
         """The first line of the message."""
         lines = self.message.strip().splitlines()
         return lines[0] if lines else ""
+
+
+@dataclass(frozen=True)
+class CommitRange:
+    """The commits between two revisions that touch a path: the newest few and how many there are."""
+
+    commits: tuple[Commit, ...]  # newest first, at most the limit asked for
+    total: int
 
 
 class RepoSource(Protocol):
@@ -48,6 +56,10 @@ class RepoSource(Protocol):
 
     async def async_changed_paths(self, old: str | None, new: str) -> list[str]:
         """Paths changed between two commits."""
+
+    async def async_commits_between(self, old: str | None, new: str, *, path: str = ".",
+                                    limit: int = 20) -> CommitRange:
+        """Commits reachable from `new` but not `old` that change `path` (every one when `old` is None)."""
 
     async def async_has_path(self, rev: str, relpath: str) -> bool:
         """True when `relpath` exists at `rev`."""

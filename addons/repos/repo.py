@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from . import tree
 from .auth import GitAuth
 from .clone import GitClone
-from .contract import Commit
+from .contract import Commit, CommitRange
 from .schema import RepoConfig
 
 if TYPE_CHECKING:
@@ -87,6 +87,12 @@ class Repo:
         """One commit: sha, short sha, message, author and time."""
         info: dict[str, Any] = await self.app.async_run_blocking(tree.commit_info, self.path, rev)
         return Commit(**info)
+
+    async def async_commits_between(self, old: str | None, new: str, *, path: str = ".",
+                                    limit: int = 20) -> CommitRange:
+        """Commits in `old..new` that change `path`, newest first (at most `limit`), and their count."""
+        infos, total = await self.app.async_run_blocking(tree.commits_between, self.path, old, new, path, limit)
+        return CommitRange(tuple(Commit(**info) for info in infos), total)
 
     async def async_export(self, rev: str, subpath: str, dest: Path) -> None:
         """Write the tree of `subpath` at `rev` into `dest`; refuses paths or symlinks leading out."""

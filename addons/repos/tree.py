@@ -134,6 +134,30 @@ def changed_paths(path: Path, old: str | None, new: str) -> list[str]:
     return sorted(p for p in out.split("\x00") if p)
 
 
+def commits_between(path: Path, old: str | None, new: str, subpath: str,
+                    limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The newest `limit` commits of `old..new` changing `subpath` (commit_info shape), and how many there are.
+
+    An `old` no longer in the clone (shallow or re-cloned) counts as None: every commit up to `new`.
+    """
+    parts = clean_relpath(subpath)
+    with git.Repo(path) as repo:
+        new_commit = _commit(repo, new)
+        span = new_commit.hexsha
+        if old:
+            with contextlib.suppress(NotFound):
+                span = f"{_commit(repo, old).hexsha}..{new_commit.hexsha}"
+        spec = ["--", "/".join(parts)] if parts else []
+        total = int(repo.git.rev_list("--count", span, *spec))
+        out = repo.git.log(f"-{max(0, limit)}", "-z", "--format=%H%x1f%h%x1f%an <%ae>%x1f%ct%x1f%B", span, *spec)
+    commits = []
+    for record in [r for r in out.split("\x00") if r.strip()] if limit > 0 else []:
+        sha, short, author, stamp, message = record.split("\x1f", 4)
+        commits.append({"sha": sha.strip(), "short": short, "message": message.strip(), "author": author,
+                        "time": float(stamp)})
+    return commits, total
+
+
 def commit_info(path: Path, rev: str) -> dict[str, Any]:
     """sha, short sha, message, author and commit time of one commit."""
     with git.Repo(path) as repo:

@@ -13,8 +13,10 @@ from appliance.datakeys import DataKey
 
 from .events import DeployFailed, DeployStarted, DeploySucceeded, DriftDetected, RollbackFailed, RollbackSucceeded
 
-__all__ = ["STACKS", "DeployFailed", "DeployStarted", "DeploySucceeded", "DriftDetected", "RollbackFailed",
-           "RollbackSucceeded", "StackCatalog", "StackOverview"]
+__all__ = ["PENDING_LIMIT", "STACKS", "DeployFailed", "DeployStarted", "DeploySucceeded", "DriftDetected",
+           "RollbackFailed", "RollbackSucceeded", "StackCatalog", "StackOverview"]
+
+PENDING_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class StackOverview:
     last_run_status: str | None
     last_run_time: float | None
     last_run_error: str | None
+    # The subjects of the commits since the deployed revision that change the stack's folder, newest
+    # first (at most PENDING_LIMIT of them), and how many there are in all.
+    pending_subjects: tuple[str, ...] = ()
+    pending_total: int = 0
 
 
 class StackCatalog(Protocol):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from addons.repos.contract import REPOS
 from appliance.errors import Conflict, NotFound
 
-from .contract import StackOverview
+from .contract import PENDING_LIMIT, StackOverview
 from .guard import stack_policy
 from .health import list_project
 from .lifecycle import ACTIONS
@@ -150,21 +150,24 @@ class StackService:
         summary = await self.async_summary(name)
         spec = self.engine.specs().get(name)
         deployed = summary["deployed_revision"]
-        latest, subject = deployed, ""
+        latest, subject, total = deployed, "", 0
+        pending: tuple[str, ...] = ()
         if spec is not None:
             try:
                 repo = self.app.data[REPOS].get(spec.repo)
                 if repo.head and repo.head != deployed and (
                         not deployed or any(spec.owns(p) for p in await repo.async_changed_paths(deployed, repo.head))):
                     latest, subject = repo.head, (await repo.async_commit(repo.head)).subject
+                    found = await repo.async_commits_between(deployed, repo.head, path=spec.path, limit=PENDING_LIMIT)
+                    pending, total = tuple(c.subject for c in found.commits), found.total
             except Exception:  # an unreadable clone: show what runs
-                latest, subject = deployed, ""
+                latest, subject, pending, total = deployed, "", (), 0
         last = summary["last_run"] or {}
         return StackOverview(
             name=name, health=summary["health"], auto_deploy=summary["auto_deploy"], deployed_revision=deployed,
             latest_revision=latest, latest_subject=subject, last_run_kind=last.get("kind"),
             last_run_status=last.get("status"), last_run_time=last.get("finished") or last.get("started"),
-            last_run_error=last.get("error"))
+            last_run_error=last.get("error"), pending_subjects=pending, pending_total=total)
 
     async def async_list(self) -> list[dict[str, Any]]:
         """Every stack's summary, orphaned ones included."""

@@ -55,3 +55,19 @@ def validate(platform: str, config: dict[str, Any]) -> None:
     for key, value in config.items():
         if key.endswith("_topic"):
             assert isinstance(value, str) and value and "+" not in value and "#" not in value, (key, value)
+
+
+# Home Assistant's MQTT_JSON_UPDATE_SCHEMA (`components/mqtt/update.py`): these keys only, strings never null.
+UPDATE_STATE = {"installed_version": str, "latest_version": str, "title": str, "release_summary": str,
+                "release_url": str, "entity_picture": str, "in_progress": bool, "update_percentage": int | None}
+
+
+def validate_update_state(payload: dict[str, Any]) -> None:
+    """Raise AssertionError when Home Assistant would reject an update entity's JSON state."""
+    unknown = set(payload) - set(UPDATE_STATE)
+    assert not unknown, f"update state: keys Home Assistant rejects: {sorted(unknown)}"
+    for key, value in payload.items():
+        assert isinstance(value, UPDATE_STATE[key]), f"update state: {key}={value!r} is not {UPDATE_STATE[key]}"
+    for key in ("release_url", "entity_picture"):
+        if key in payload:
+            assert payload[key].startswith(("http://", "https://")), payload[key]

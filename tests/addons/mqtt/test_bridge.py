@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from addons.mqtt.const import BRIDGE_KEY
 from addons.mqtt.schema import CONFIG_SCHEMA
 from addons.mqtt.schema import Broker as BrokerConf
 from appliance.keys import APPLIANCE_KEY
+from tests.conftest import bearer
 
 from .conftest import PASSWORD, Broker, WatcherFactory, connected, mqtt_block
 from .ha_schema import validate
@@ -152,3 +155,35 @@ async def test_removed_stacks_have_their_discovery_cleared(make_client: Any, bro
     fresh = await watch(identifier="home-assistant-2")  # a new subscriber gets no stale retained copy
     await fresh.wait_for(lambda: fresh.seen["dockmaster/status"] == b"online")
     assert stale not in fresh.seen
+
+
+async def test_last_backup_sensor_follows_backups(make_client: Any, broker: Broker, watch: WatcherFactory,
+                                                  tmp_path: Path) -> None:
+    client = await make_client(mqtt_block(broker) + "backup:\n  to: archives\n", secrets={"mqtt_password": PASSWORD})
+    app = client.server.app[APPLIANCE_KEY]
+    assert {"mqtt", "backup"} <= set(app.loaded_addons), app.addon_errors
+    await connected(app.data[BRIDGE_KEY])
+    ha = await watch()
+    sensor = ha.json(await ha.wait_for(lambda: "homeassistant/sensor/dm-test/appliance_last_backup/config"
+                                       if "homeassistant/sensor/dm-test/appliance_last_backup/config" in ha.seen
+                                       else None))
+    validate("sensor", sensor)
+    assert sensor["device_class"] == "timestamp" and sensor["state_topic"] == "dockmaster/appliance/state"
+    state = await ha.wait_for(lambda: ha.json("dockmaster/appliance/state"))
+    assert state["backup"] == {"time": None, "name": None, "size": None, "result": "never", "error": None}
+
+    resp = await client.post("/api/v1/backups", headers=bearer("admin"))
+    assert resp.status == 201, await resp.text()
+    made = (await resp.json())["backup"]
+    backup = await ha.wait_for(lambda: ha.json("dockmaster/appliance/state")["backup"]["name"] == made["name"]
+                               and ha.json("dockmaster/appliance/state")["backup"], timeout=2)
+    assert backup["result"] == "succeeded" and backup["size"] == made["size"] and backup["time"].startswith("20")
+
+    # The folder cannot be made: the attempt fails, the sensor keeps the archive and says so.
+    shutil.rmtree(tmp_path / "archives")
+    (tmp_path / "archives").write_text("not a folder")
+    resp = await client.post("/api/v1/backups", headers=bearer("admin"))
+    assert resp.status >= 400
+    failed = await ha.wait_for(lambda: ha.json("dockmaster/appliance/state")["backup"]["result"] == "failed"
+                               and ha.json("dockmaster/appliance/state")["backup"], timeout=2)
+    assert failed["name"] == made["name"] and failed["error"]

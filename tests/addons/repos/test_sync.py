@@ -72,6 +72,29 @@ async def test_deleted_files_count_as_changed(make_repos_app: Any, remote: GitRe
     assert await repo.async_changed_paths(before, new) == ["stacks/a/old.env"]
 
 
+async def test_commits_between_filters_by_path_newest_first_and_counts(make_repos_app: Any,
+                                                                      remote: GitRemote) -> None:
+    _client, app = await make_repos_app([repo_entry(remote.bare)])
+    manager = app.data[REPOS_MANAGER]
+    repo = manager.get("infra")
+    before = repo.head
+    subjects = [f"web change {i}" for i in range(5)]
+    for i, subject in enumerate(subjects):
+        remote.commit({"stacks/web/compose.yaml": f"v{i}\n"}, f"{subject}\n\nwith a body line")
+        remote.commit({"stacks/db/compose.yaml": f"v{i}\n"}, f"db change {i}")
+    newest = remote.commit({"stacks/webby/x": "1\n"}, "Not the web folder")
+    await manager.async_sync("infra", trigger="manual", reason="manual")
+    found = await repo.async_commits_between(before, newest, path="stacks/web", limit=3)
+    assert found.total == 5
+    assert [c.subject for c in found.commits] == subjects[::-1][:3]
+    assert found.commits[0].message == "web change 4\n\nwith a body line"
+    assert all(len(c.sha) == 40 and c.sha.startswith(c.short) and c.time > 0 for c in found.commits)
+    # Without a start (never deployed), every commit up to `new` that touches the folder.
+    assert (await repo.async_commits_between(None, newest, path="stacks/web", limit=0)).total == 5
+    assert (await repo.async_commits_between(before, newest, limit=50)).total == 11
+    assert (await repo.async_commits_between(newest, newest, path="stacks/web")).commits == ()
+
+
 async def test_status_survives_a_restart(make_repos_app: Any, remote: GitRemote, make_client: Any) -> None:
     client, app = await make_repos_app([repo_entry(remote.bare)])
     head = app.data[REPOS_MANAGER].get("infra").head
