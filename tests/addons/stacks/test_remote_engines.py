@@ -27,7 +27,8 @@ def _tls(engine: ExtraEngine, name: str = "tls1") -> dict[str, Any]:
 
 def _ssh(host: SshEngine, name: str = "ssh1") -> dict[str, Any]:
     return {"name": name, "url": f"ssh://{host.user}@127.0.0.1:{host.port}", "ssh_key": str(host.key),
-            "known_hosts": str(host.known_hosts), "socket": host.socket, "stacks_dir": host.stacks_dir, "check_interval": "2s"}
+            "known_hosts": str(host.known_hosts), "socket": host.socket, "stacks_dir": host.stacks_dir,
+            "check_interval": "2s"}
 
 
 def _stack(name: str, folder: str, **extra: Any) -> dict[str, Any]:
