@@ -13,6 +13,7 @@ class EngineUnreachable(Event):
     """A Docker engine stopped answering (fired once per outage)."""
 
     type: ClassVar[str] = "engine_unreachable"
+    severity: ClassVar[str] = "critical"
     key_field: ClassVar[str | None] = "engine"
     engine: str
     error: str
@@ -23,6 +24,7 @@ class EngineRecovered(Event):
     """A Docker engine answers again after an outage."""
 
     type: ClassVar[str] = "engine_recovered"
+    severity: ClassVar[str] = "warning"  # the all-clear reaches whoever got the outage
     key_field: ClassVar[str | None] = "engine"
     engine: str
     down_for: float = 0.0

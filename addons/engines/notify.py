@@ -20,4 +20,3 @@ def _recovered(e: Any) -> tuple[str, str, str]:
 
 MESSAGES = {"engine_unreachable": _unreachable, "engine_recovered": _recovered}
 SUCCESS = frozenset({"engine_recovered"})
-SEVERITY = {"engine_unreachable": "error", "engine_recovered": "info"}

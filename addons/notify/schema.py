@@ -28,6 +28,8 @@ EVENT_GROUPS: dict[str, tuple[str, ...]] = {
     "updates": ("updates_available", "image_update_available"),
     "errors": ("config_error", "addon_failed"),
     "disk": ("low_disk",),
+    "engines": ("engine_unreachable", "engine_recovered"),
+    "backups": ("backup_created", "backup_failed"),
 }
 
 
