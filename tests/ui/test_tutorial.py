@@ -24,7 +24,7 @@ import pytest
 from tests.addons.stacks.conftest import httpd_compose, served
 from tests.support.git import GitRemote
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 VIEWPORT = {"width": 1100, "height": 700}

@@ -77,6 +77,7 @@ def _wait_run(port: int, run_id: int, until: Any, timeout: float = 60) -> dict[s
 
 
 @pytest.mark.slow
+@pytest.mark.docker
 def test_sigterm_during_a_health_gated_deploy(tmp_path: Path, write_config: Any, remote: GitRemote, suffix: str,
                                               busybox_image: str, docker_client: Any,
                                               cleanup_projects: list[str]) -> None:
