@@ -122,13 +122,17 @@ class Appliance:
             await self.scheduler.async_start()
 
     async def async_stop(self) -> None:
-        """Stop the scheduler, run stop hooks, drain listeners, release the data-dir lock."""
+        """Stop the scheduler, run stop hooks, record cut-off runs, drain listeners, release the data-dir lock."""
+        self.runs.stopping = True
         await self.scheduler.async_stop()
         for hook in reversed(self._on_stop):
             try:
                 await hook()
             except Exception:
                 _LOGGER.exception("Stop hook %s failed", hook)
+        interrupted = await self.runs.async_interrupt_live()
+        if interrupted:
+            _LOGGER.warning("%d run(s) still in progress were recorded as interrupted", interrupted)
         await self.bus.async_drain()
         for client in self.engines.clients():
             await asyncio.get_running_loop().run_in_executor(None, client.close)

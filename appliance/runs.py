@@ -17,6 +17,9 @@ from .events import RunFinished, RunLog, RunStarted
 from .store import Store
 
 _TRUNCATED = "[... earlier lines dropped: log over its size cap ...]"
+# Why a run cut off by a stop (SIGTERM, a container stop or restart) is `interrupted`.
+SHUTDOWN_RUNNING = "Dockmaster shut down while this run was in progress"
+SHUTDOWN_QUEUED = "Dockmaster shut down before this run started"
 _MAX_LINE = 16 * 1024
 
 
@@ -134,6 +137,8 @@ class RunManager:
         self._dirty: set[int] = set()
         self._flush_handle: asyncio.TimerHandle | None = None
         self._log_waiters: dict[int, list[asyncio.Event]] = {}
+        # Set when the process stops: work cancelled from then on was interrupted, not cancelled by someone.
+        self.stopping = False
 
     async def create(
         self,
@@ -224,7 +229,10 @@ class RunManager:
         try:
             yield run
         except asyncio.CancelledError:
-            await asyncio.shield(self.finish(run, "cancelled", error="cancelled"))
+            if self.stopping:
+                await asyncio.shield(self.finish(run, "interrupted", error=SHUTDOWN_RUNNING))
+            else:
+                await asyncio.shield(self.finish(run, "cancelled", error="cancelled"))
             raise
         except TimeoutError:
             run.log("timed out")
@@ -237,6 +245,19 @@ class RunManager:
         else:
             if run.status not in FINAL_STATUSES:
                 await self.finish(run, "succeeded")
+
+    async def async_interrupt_live(self) -> int:
+        """At shutdown, once the work is cancelled: record every run still live as `interrupted`.
+
+        So the stopping process writes why its runs ended, and the next start finds nothing to repair.
+        """
+        self.stopping = True
+        live = [run for run in self.active.values() if run.status not in FINAL_STATUSES]
+        for run in live:
+            run.log("stopped: Dockmaster is shutting down")
+            why = SHUTDOWN_RUNNING if run.status == "running" else SHUTDOWN_QUEUED
+            await self.finish(run, "interrupted", error=why)
+        return len(live)
 
     # --- live log -----------------------------------------------------------------------
 

@@ -60,6 +60,11 @@ http:
 backup:
   cron: "0 4 * * *"
   keep: 7
+# Your git repository, its stacks and its webhook: fill these in, then press Reload on the dashboard
+# (docs/tutorial.md). Present but empty, they can be filled without a restart.
+repos: []
+stacks: []
+webhooks: []
 YAML
 fi
 

@@ -6,6 +6,7 @@ import binascii
 from typing import Any
 
 import voluptuous as vol
+from aiohttp import web
 
 from addons.repos.contract import REPOS
 from appliance import cv
@@ -93,8 +94,14 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     app.retention.register(PruneRule("deliveries", "webhook_deliveries"))
     receiver = WebhookReceiver(app, hooks, log, repos)
     app.data[RECEIVER_KEY] = receiver
+
+    async def async_handle(request: web.Request) -> web.StreamResponse:
+        # The receiver of the current config: a reload sets the addon up again with a new one, while
+        # the route, installed once at start, stays.
+        return await app.data[RECEIVER_KEY].async_handle(request)
+
     app.api.post(
-        "/hooks/{repo}", receiver.async_handle, auth="public", kind="hook", body_limit=BODY_LIMIT,
+        "/hooks/{repo}", async_handle, auth="public", kind="hook", body_limit=BODY_LIMIT,
         summary="Webhook receiver: verified by the provider's signature, answered at once", tags=["webhooks"],
         responses={202: "sync requested (or folded into the sync after a burst)", 200: "ping, ignored or duplicate",
                    401: "bad or missing signature", 404: "no webhook here", 413: "body over 1 MiB",

@@ -119,7 +119,7 @@ def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The project's dependencies and its build backend as wheels, fetched on the host (pip caches them).
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheelhouse),
-         str(REPO), "setuptools>=68", "wheel"],
+         "-c", str(REPO / "image" / "constraints.txt"), str(REPO), "setuptools>=68", "wheel"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     (wheelhouse / next(wheelhouse.glob("dockmaster-*.whl")).name).unlink()  # built inside the image
