@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import yaml
 
 from addons.engines.contract import ENGINES
 from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
@@ -180,3 +181,48 @@ async def test_engine_gone_mid_deploy_leaves_the_stack_unknown_and_the_next_run_
     await sync(app)
     assert engine.states.get(far).health == "healthy"
     assert served(tls_engine.client(), f"dm-{far}") == "gone-v3"
+
+
+async def test_a_config_edit_never_moves_a_stack_the_move_action_does(
+    remote: GitRemote, stacks_app: StackApp, busybox_image: str, docker_client: Any, suffix: str,
+    tls_engine: ExtraEngine, remote_cleanup: list[str],
+) -> None:
+    name = f"mover-{suffix}"
+    remote_cleanup.append(f"dm-{name}")
+    remote.commit({"stacks/mover/compose.yaml": httpd_compose(busybox_image, "mover-v1")}, "A stack to move")
+    client, app = await stacks_app([_stack(name, "mover")])
+    assert served(docker_client, f"dm-{name}") == "mover-v1"
+    data = yaml.safe_load(app.config_path.read_text())
+    data["stacks"][0]["engine"] = "tls1"
+    data["engines"] = [_tls(tls_engine)]
+    app.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    resp = await client.post("/api/v1/config/reload", json={}, headers=bearer("admin"))
+    assert resp.status == 200, await resp.text()
+    await wait_idle(app)
+
+    # A deploy after the edit is refused with what to do; the stack keeps running where it was.
+    resp = await client.post(f"/api/v1/stacks/{name}/deploy", json={}, headers=bearer("deploy"))
+    assert resp.status == 202
+    await wait_idle(app)
+    last = (await app.runs.list(target=name, limit=1))[0]
+    assert last["status"] == "failed" and "Move action" in last["error"], last
+    assert served(docker_client, f"dm-{name}") == "mover-v1"
+    detail = await (await client.get(f"/api/v1/stacks/{name}", headers=bearer("read"))).json()
+    assert (detail["engine"], detail["moving_to"]) == ("local", "tls1")
+    page = await client.get(f"/stacks/{name}", headers=bearer("read"))
+    assert 'id="move"' in await page.text()
+
+    resp = await client.post(f"/api/v1/stacks/{name}/move", json={}, headers=bearer("deploy"))
+    assert resp.status == 202, await resp.text()
+    await wait_idle(app)
+    move = await app.runs.get((await resp.json())["run_id"])
+    assert move is not None and (move["kind"], move["status"]) == ("move", "succeeded"), move
+    assert served(tls_engine.client(), f"dm-{name}") == "mover-v1"
+    assert container_ids(docker_client, f"dm-{name}") == {}  # taken down on the local engine
+    detail = await (await client.get(f"/api/v1/stacks/{name}", headers=bearer("read"))).json()
+    assert (detail["engine"], detail["moving_to"], detail["health"]) == ("tls1", None, "healthy")
+    audit = await (await client.get("/api/v1/audit?action=stack.move", headers=bearer("admin"))).json()
+    assert [(a["target"], a["details"]["to"]) for a in audit["audit"]] == [(name, "tls1")]
+    # Moving again is refused: it already runs where its config says.
+    again = await client.post(f"/api/v1/stacks/{name}/move", json={}, headers=bearer("deploy"))
+    assert again.status == 409
