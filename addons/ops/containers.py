@@ -44,6 +44,12 @@ def container_or_service(value: Any) -> str:
     raise vol.Invalid("expected a container name or id, or <stack>/<service>")
 
 
+def service_target(target: str) -> str | None:
+    """The stack of a `<stack>/<service>` target (None for a container name)."""
+    match = _SERVICE_RE.match(target)
+    return match.group(1) if match else None
+
+
 def lock_key_for(target: str) -> str:
     """Services lock their whole stack; a single container locks itself."""
     match = _SERVICE_RE.match(target)

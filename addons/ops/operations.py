@@ -12,6 +12,7 @@ import voluptuous as vol
 from appliance import cv
 
 from . import containers, credentials, host, probes, stackops
+from .engines import async_client
 from .registry import OpContext, Operation, OperationRegistry, Target
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
     managed_only = conf["containers"] == "managed"
 
     async def containers_list(ctx: OpContext) -> Any:
+        client = await async_client(app, stack=ctx.args.get("stack"))
         items = await app.async_run_blocking(
-            lambda: containers.list_containers(app.docker(), stack=ctx.args.get("stack"), managed_only=managed_only)
+            lambda: containers.list_containers(client, stack=ctx.args.get("stack"), managed_only=managed_only)
         )
         ctx.run.log(f"{len(items)} containers")
         return {"containers": items}
@@ -43,8 +45,9 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
     def container_action(action: str) -> Any:
         async def _handler(ctx: OpContext) -> Any:
             ctx.run.log(f"{action} {ctx.target}")
+            client = await async_client(app, target=ctx.target)
             result = await app.async_run_blocking(
-                lambda: containers.act(app.docker(), ctx.target, action, stop_timeout=ctx.args["timeout"],
+                lambda: containers.act(client, ctx.target, action, stop_timeout=ctx.args["timeout"],
                                        managed_only=managed_only, admin=ctx.allows("admin"))
             )
             for item in result:
@@ -54,8 +57,9 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
         return _handler
 
     async def container_logs(ctx: OpContext) -> Any:
+        client = await async_client(app, target=ctx.target)
         lines = await app.async_run_blocking(
-            lambda: containers.tail_logs(app.docker(), ctx.target, tail=ctx.args["tail"], since=ctx.args.get("since"),
+            lambda: containers.tail_logs(client, ctx.target, tail=ctx.args["tail"], since=ctx.args.get("since"),
                                          managed_only=managed_only, admin=ctx.allows("admin"))
         )
         # The lines go to the caller only: a container's output is not copied into run history.
@@ -63,10 +67,11 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
         return {"lines": lines}
 
     async def stack_pull(ctx: OpContext) -> Any:
-        refs = await app.async_run_blocking(stackops.stack_images, app.docker(), ctx.target)
+        client = await async_client(app, stack=ctx.target)
+        refs = await app.async_run_blocking(stackops.stack_images, client, ctx.target)
         ctx.run.log(f"pulling {', '.join(refs)}")
         logins = await app.async_run_blocking(credentials.read_credentials, credentials.config_path(app.data_dir))
-        pulled = await app.async_run_blocking(stackops.pull_images, app.docker(), refs, logins)
+        pulled = await app.async_run_blocking(stackops.pull_images, client, refs, logins)
         for item in pulled:
             ctx.run.log(f"{item['image']}: {item['id'] or 'pinned, left alone'}")
         return {"images": pulled}
@@ -137,7 +142,7 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
         Operation("container_logs", "The last lines of a container's log", container_logs,
                   vol.Schema({vol.Optional("tail", default=200): vol.All(int, vol.Range(min=1, max=10000)),
                               vol.Optional("since"): vol.All(int, vol.Range(min=1, max=90 * 86400))}),
-                  scope="read", target=CONTAINER, timeout=30),
+                  scope="read", target=CONTAINER_OR_SERVICE, timeout=30),
         Operation("stack_pull", "Pull the images a stack's containers use", stack_pull, scope="deploy",
                   target=STACK, lock="queue", timeout=1800, background=True),
         Operation("stack_recreate", "Recreate a stack's containers", stack_recreate,

@@ -17,6 +17,7 @@ from appliance.errors import NotFound, Unavailable
 
 from .containers import CONFIG_FILES_LABEL, PROJECT_LABEL, WORKING_DIR_LABEL, stack_containers
 from .credentials import Credential, registry_key
+from .engines import async_client
 
 REVISION_LABEL = "io.dockmaster.revision"
 
@@ -80,7 +81,7 @@ async def async_recreate(app: Appliance, stack: str, run: Run, *, reason: str) -
     Stacks deployed by the stacks addon carry `io.dockmaster.revision`; their secrets live only in that
     addon's deploy, so they are redeployed through its service at the running revision.
     """
-    labels = await app.async_run_blocking(stack_labels, app.docker(), stack)
+    labels = await app.async_run_blocking(stack_labels, await async_client(app, stack=stack), stack)
     revision = labels.get(REVISION_LABEL)
     if revision and app.services.has(DEPLOY_SERVICE):
         run.log(f"redeploying {stack} at {revision[:12]} through the {DEPLOY_SERVICE} service")

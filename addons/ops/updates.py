@@ -11,6 +11,7 @@ import docker
 
 from . import credentials
 from .containers import MANAGED_LABEL, PROJECT_LABEL, STACK_LABEL
+from .engines import async_client, async_reachable_clients
 from .events import ImageUpdateAvailable
 from .registry_client import ImageRef, RegistryClient, RegistryError, parse_ref
 
@@ -72,7 +73,12 @@ class UpdateChecker:
 
     async def async_check(self, stack: str | None = None) -> dict[str, dict[str, Any]]:
         """Check every managed stack (or one); fire `image_update_available` for new updates."""
-        stacks = await self.app.async_run_blocking(running_images, self.app.docker(), stack)
+        if stack is not None:
+            stacks = await self.app.async_run_blocking(running_images, await async_client(self.app, stack=stack), stack)
+        else:  # every engine that answers: stacks on several engines are checked alike
+            stacks = {}
+            for _, client in await async_reachable_clients(self.app):
+                stacks.update(await self.app.async_run_blocking(running_images, client, None))
         remote: dict[str, tuple[str | None, str | None]] = {}
         results: dict[str, dict[str, Any]] = {}
         async with aiohttp.ClientSession() as session:

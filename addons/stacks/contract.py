@@ -51,6 +51,9 @@ class StackCatalog(Protocol):
     def health_of(self, name: str) -> str:
         """healthy, unhealthy, failed, stopped, down or unknown."""
 
+    def engine_of(self, name: str) -> str:
+        """The Docker engine a stack runs on (`local` for a name Dockmaster does not know)."""
+
     async def async_overview(self, name: str) -> StackOverview:
         """The stack's deployed and newest revision, health, auto_deploy and last run; NotFound when unknown."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from addons.repos.contract import REPOS
+from appliance.engines import LOCAL
 from appliance.errors import Conflict, NotFound
 
 from .contract import PENDING_LIMIT, StackOverview
@@ -65,6 +66,11 @@ class StackService:
     def health_of(self, name: str) -> str:
         """The stack's health as last seen."""
         return self.engine.states.get(name).health
+
+    def engine_of(self, name: str) -> str:
+        """The engine the stack runs on (`local` for a name Dockmaster does not know)."""
+        known = name in self.engine.specs() or name in self.engine.states.states
+        return self.engine.running_engine(name) if known else LOCAL
 
     async def async_lifecycle(self, action: str, *, name: str, actor: str | None = None, source: str | None = None,
                               wait: bool = False, trigger: str = "manual") -> int:
