@@ -102,6 +102,7 @@ class EngineDirectory:
     async def async_check_service(self, call: ServiceCall) -> dict[str, Any]:
         """`engines.check`: check one engine (or all) now."""
         name = call.data.get("name")
+        self.app.store.audit(call.actor, "engine.check", name or "all", source=call.source)
         if name:
             self.app.engines.get(name)
             statuses = [await self.monitor.async_check(name)]
