@@ -139,3 +139,8 @@ def stacks_app(make_client: Any, remote: GitRemote, cleanup_projects: list[str])
         return client, app
 
     return _start
+
+
+from tests.support.engines import swarm_engine  # noqa: E402 - the Swarm tests' engine, shared with the engines tests
+
+__all__ = ["swarm_engine"]
