@@ -19,6 +19,7 @@ from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from appliance.core import Appliance
 from appliance.keys import APPLIANCE_KEY
+from tests.support.engines import swarm_engine  # noqa: F401 - the Swarm tests' engine (session-wide)
 from tests.support.git import GIT_ENV, GitRemote, git  # noqa: F401 - shared with the tests here
 
 
@@ -139,8 +140,3 @@ def stacks_app(make_client: Any, remote: GitRemote, cleanup_projects: list[str])
         return client, app
 
     return _start
-
-
-from tests.support.engines import swarm_engine  # noqa: E402 - the Swarm tests' engine, shared with the engines tests
-
-__all__ = ["swarm_engine"]
