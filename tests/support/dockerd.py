@@ -255,13 +255,6 @@ class ExtraEngine:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
-    def kill(self) -> None:
-        """Kill dockerd at once (SIGKILL), as when its machine drops off the network (blocks)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        self._kill_leftover_containerd()
-
     def restart(self) -> None:
         """Stop and start again on the same data (blocks)."""
         self.stop()
@@ -296,10 +289,31 @@ class ExtraEngine:
                  "--default-addr-pool-mask-length", "24")
         self.swarm = True
 
-    def _kill_leftover_containerd(self) -> None:
+    def _kill_leftovers(self) -> None:
+        """Kill this engine's containerd and any container shim that outlived it, with the shim's
+        processes first (a killed shim's container would run on, reparented to init)."""
         pidfile = self.root / "exec" / "containerd" / "containerd.pid"
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+        address = f"{self.root}/exec/containerd/containerd.sock".encode()
+        parents: dict[int, int] = {}
+        shims: list[int] = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if address in (entry / "cmdline").read_bytes():
+                    shims.append(int(entry.name))
+        doomed = set(shims)
+        while True:
+            more = {pid for pid, ppid in parents.items() if ppid in doomed} - doomed
+            if not more:
+                break
+            doomed |= more
+        for pid in sorted(doomed, key=lambda p: p in shims):  # children before their shims
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def close(self) -> None:
         """Remove everything: swarm, containers, dockerd, mounts, data and interfaces (blocks)."""
@@ -312,7 +326,7 @@ class ExtraEngine:
                         with contextlib.suppress(docker.errors.APIError):
                             container.remove(force=True)
         self.stop()
-        self._kill_leftover_containerd()
+        self._kill_leftovers()
         _unmount_under(self.root)
         for name in [*self.created_bridges, self.bridge]:
             _run(["ip", "link", "del", name], check=False)

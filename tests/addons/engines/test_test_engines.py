@@ -43,6 +43,13 @@ def serve(client: docker.DockerClient, mark: str) -> tuple[Any, str]:
         raise
 
 
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def interfaces() -> set[str]:
     """Names of this machine's network interfaces."""
     out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
@@ -120,6 +127,8 @@ def test_an_engine_stops_and_starts_on_its_data_and_leaves_nothing_behind(
     assert "docker0" in interfaces()
     assert not root.exists()
     assert not Path(f"/proc/{pid}").exists()
+    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and str(root).encode() in _cmdline(p)]
+    assert not left, "a process of the engine outlived it"
     assert str(root) not in Path("/proc/self/mountinfo").read_text()
     container, body = serve(docker_client, "still-serving")
     container.remove(force=True)

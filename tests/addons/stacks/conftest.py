@@ -19,6 +19,7 @@ from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from appliance.core import Appliance
 from appliance.keys import APPLIANCE_KEY
+from tests.support.engines import swarm_engine  # noqa: F401 - the Swarm tests' engine (session-wide)
 from tests.support.git import GIT_ENV, GitRemote, git  # noqa: F401 - shared with the tests here
 
 
