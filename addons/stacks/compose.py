@@ -48,6 +48,7 @@ class ComposeCall:
     env: dict[str, str] = field(default_factory=dict)
     engine: dict[str, str] | None = None  # the engine's DOCKER_HOST and TLS variables (None: the environment's)
     engine_name: str = "local"
+    swarm: Any = None  # a SwarmInput when the stack deploys to Swarm instead of `compose up`
 
 
 @dataclass

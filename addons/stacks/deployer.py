@@ -17,7 +17,7 @@ from appliance.engines import LOCAL
 from appliance.errors import DockmasterError, NotFound, Unavailable
 from appliance.runs import Run
 
-from . import dryrun, guard, mounts, secrets
+from . import dryrun, guard, mounts, secrets, swarmstage
 from .compose import ComposeCall, ComposeRunner, write_labels_override
 from .events import DeployFailed, DeployStarted, DeploySucceeded, RollbackFailed, RollbackSucceeded
 from .health import HealthGate, list_project, projects_named
@@ -210,6 +210,12 @@ class Deployer:
         await guard.async_enforce_model(self, spec, call, model, run, revision=revision)
         host = await self.placement.async_host_paths(engine)
         plan = await self.async_mount_plan(call, model, decrypted, run, host=host)
+        if spec.mode == "swarm":
+            await self.app.async_run_blocking(swarmstage.require_manager, client, engine)
+            call.swarm = await self.app.async_run_blocking(functools.partial(
+                swarmstage.prepare, plan.apply(model), env=call.env, decrypted=decrypted.files, root=folder.root,
+                stack=spec.name, revision=revision))
+            return call, services
         override = folder.generated(mounts.OVERRIDE_FILE)
         if plan.services:
             await self.app.async_run_blocking(mounts.write_override, override, plan)
@@ -249,6 +255,15 @@ class Deployer:
 
     async def _async_up_and_gate(self, spec: StackSpec, call: ComposeCall, services: list[str], run: Run) -> None:
         where = f" on engine {call.engine_name}" if call.engine_name != LOCAL else ""
+        if call.swarm is not None:
+            run.log(f"swarm stack {call.project}{where}: waiting up to {spec.health_timeout:g}s for every service "
+                    "to converge")
+            client = await self.placement.async_client(call.engine_name)
+            problem = await swarmstage.async_deploy(self.app, client, call.project, call.swarm,
+                                                    timeout=spec.health_timeout, run=run)
+            if problem:
+                raise DeployAborted(problem, revision=None, touched=True)
+            return
         run.log(f"compose up ({call.project}{where}, pull {spec.pull})")
         await self.compose.async_up(call, pull=spec.pull, log=run.log)
         run.log(f"health gate: waiting up to {spec.health_timeout:g}s for {', '.join(services)}")
@@ -261,7 +276,7 @@ class Deployer:
                                  services: list[str], snapshot: Path, rhash: str | None) -> None:
         project = call.project
         client = await self.placement.async_client(call.engine_name)
-        views = await self.app.async_run_blocking(list_project, client, project)
+        views = [] if call.swarm is not None else await self.app.async_run_blocking(list_project, client, project)
         state.engine = call.engine_name
         state.mode = spec.mode
         self.interrupted.pop(spec.name, None)

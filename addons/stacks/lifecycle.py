@@ -15,6 +15,7 @@ import docker
 from addons.repos.contract import REPOS
 from appliance.errors import Conflict
 
+from . import swarmstage
 from .compose import PROJECT_LABEL, SERVICE_LABEL
 
 if TYPE_CHECKING:
@@ -56,8 +57,10 @@ def _act(client: docker.DockerClient, project: str, action: str) -> list[str]:
     return [c.name for c in containers]
 
 
-def take_down(client: docker.DockerClient, project: str) -> list[str]:
-    """Remove a project's containers and networks (never a volume); returns the containers' names; blocks."""
+def take_down(client: docker.DockerClient, project: str, mode: str | None = "compose") -> list[str]:
+    """Remove a project's containers and networks (never a volume); returns what was removed; blocks."""
+    if mode == "swarm":
+        return swarmstage.remove(client, project)
     return _act(client, project, "down")
 
 
@@ -83,6 +86,9 @@ class Lifecycle:
         project = state.project or f"dm-{name}"
         assert self.engine.deployer is not None
         client = await self.engine.deployer.placement.async_client(self.engine.running_engine(name))
+        if state.mode == "swarm":
+            await self._async_act_swarm(action, name, client, project, run)
+            return
         found = await self.app.async_run_blocking(_containers, client, project)
         if not found and action != "down":
             raise Conflict(f"{name} has no containers (compose project {project}); deploy it first")
@@ -109,6 +115,19 @@ class Lifecycle:
         if problem:
             raise Conflict(f"{name} did not come up healthy after {action}: {problem}")
         run.log(f"{name} is healthy")
+
+
+    async def _async_act_swarm(self, action: str, name: str, client: Any, project: str, run: Run) -> None:
+        """A Swarm stack: `down` removes it (volumes stay); Swarm itself restarts and reschedules tasks."""
+        if action != "down":
+            raise Conflict(f"{name} is a Swarm stack: Swarm keeps its tasks running, so {action} does not apply; "
+                           "deploy it again, or take it down")
+        removed = await self.app.async_run_blocking(swarmstage.remove, client, project)
+        run.log(f"down: removed Swarm services {', '.join(removed) or 'none'} (volumes stay)")
+        state = self.engine.states.get(name)
+        state.desired = state.health = "down"
+        state.drift = None
+        await self.engine.states.async_save(state)
 
 
 class Orphans:

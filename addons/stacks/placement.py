@@ -50,6 +50,10 @@ class Placement:
     def engine_for(self, spec: StackSpec, state: StackState, *, moving: bool = False) -> str:
         """The engine a deploy goes to: where the stack runs; a config naming another engine needs a move."""
         current = state.engine or (LOCAL if state.deployed_revision else None)
+        if current is not None and state.desired != "down" and (state.mode or "compose") != spec.mode:
+            raise EngineMismatch(
+                f"{spec.name} runs as a {state.mode or 'compose'} stack and the config now says mode {spec.mode}: "
+                "take it down first (Down), then deploy it; switching modes in place would run it twice")
         if current is None or moving or current == spec.engine or state.desired == "down":
             return spec.engine
         raise EngineMismatch(

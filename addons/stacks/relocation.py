@@ -85,7 +85,8 @@ class Relocation:
         except DeployAborted as err:
             if err.touched:
                 client = await deployer.placement.async_client(spec.engine)
-                removed = await self.app.async_run_blocking(take_down, client, state.project or f"dm-{spec.name}")
+                removed = await self.app.async_run_blocking(take_down, client, state.project or f"dm-{spec.name}",
+                                                            spec.mode)
                 run.log(f"the move failed: removed what it started on {spec.engine} "
                         f"({', '.join(removed) or 'nothing'})")
             self.engine.states.states[spec.name] = before
@@ -96,7 +97,8 @@ class Relocation:
             raise DeployAborted(err.message, revision=err.revision, touched=False, blames_revision=False) from err
         try:
             client = await deployer.placement.async_client(old)
-            removed = await self.app.async_run_blocking(take_down, client, before.project or f"dm-{spec.name}")
+            removed = await self.app.async_run_blocking(take_down, client, before.project or f"dm-{spec.name}",
+                                                        before.mode)
         except Exception as err:  # the old engine is away: say what is left there
             run.log(f"{spec.name} runs on {spec.engine} now, but it could not be taken down on {old} ({err}); "
                     f"take compose project {before.project} down there by hand")

@@ -58,8 +58,8 @@ def tls_engine() -> Iterator[ExtraEngine]:
 
 @pytest.fixture(scope="session")
 def swarm_engine() -> Iterator[ExtraEngine]:
-    """A second dockerd that is a single-node Swarm manager (its socket: `socket`, `unix_url`)."""
-    with extra_engine(swarm=True) as engine:
+    """A second dockerd that is a single-node Swarm manager (its socket: `socket`, `unix_url`; TLS on `tcp_url`)."""
+    with extra_engine(tls=True, swarm=True) as engine:
         yield engine
 
 

@@ -19,7 +19,7 @@ from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
 from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from appliance.core import Appliance
 from appliance.keys import APPLIANCE_KEY
-from tests.support.engines import swarm_engine  # noqa: F401 - the Swarm tests' engine (session-wide)
+from tests.support.engines import ssh_engine, swarm_engine, tls_engine  # noqa: F401 - extra engines (session-wide)
 from tests.support.git import GIT_ENV, GitRemote, git  # noqa: F401 - shared with the tests here
 
 
@@ -141,5 +141,3 @@ def stacks_app(make_client: Any, remote: GitRemote, cleanup_projects: list[str])
 
     return _start
 
-
-from tests.support.engines import ssh_engine, swarm_engine, tls_engine  # noqa: E402, F401 - engines for stacks tests
