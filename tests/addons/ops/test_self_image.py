@@ -77,3 +77,27 @@ def test_the_release_notes_default_is_the_projects_releases_page() -> None:
 
     project = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml").read_text())["project"]
     assert CONFIG_SCHEMA({})["release_notes"] == project["urls"]["Release notes"]
+
+
+async def test_a_reload_replaces_the_dashboard_card(make_client: Any, ops_config: dict[str, Any],
+                                                    tmp_path: Any) -> None:
+    client = await make_client(ops_config)
+    app = client.server.app[APPLIANCE_KEY]
+    own = app.data[OPS_CONSOLE].self_image
+    # A status as a check inside a container leaves it (the card shows only then).
+    own.status = {"image": "registry.lan/dockmaster:latest", "status": "current", "update_available": False,
+                  "checked": 1.0, "container": "dockmaster", "local_digest": None, "remote_digest": None,
+                  "error": None}
+    assert [c.name for c in app.ui.cards] == ["ops.self_image"]
+    path = tmp_path / "config.yaml"
+    notes = "release_notes: https://example.org/notes\n  image_check:"
+    path.write_text(path.read_text().replace("image_check:", notes))
+    resp = await client.post("/api/v1/config/reload", json={}, headers=bearer("admin"))
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["reloaded"] == ["ops"]
+    assert [c.name for c in app.ui.cards] == ["ops.self_image"]  # the old card went with the old setup
+    assert app.data[OPS_CONSOLE].self_image is not own
+    assert app.data[OPS_CONSOLE].self_image.release_notes == "https://example.org/notes"
+    # The addon's metrics were registered again, not refused as duplicates.
+    metrics = await client.get("/metrics", headers=bearer("read"))
+    assert metrics.status == 200 and "dockmaster_stack_deploy_duration_seconds" in await metrics.text()
