@@ -15,6 +15,7 @@ from aiohttp import web
 
 from addons.ops.const import CONSOLE_KEY as OPS_CONSOLE
 from addons.repos.services import MANAGER_KEY as REPOS_MANAGER
+from addons.stacks.chart import HEIGHT
 from appliance.keys import APPLIANCE_KEY
 from tests.addons.ops.conftest import build_image, image_ref, local_registry, make_container, push_image  # noqa: F401
 from tests.addons.stacks.conftest import cleanup_projects, httpd_compose, wait_idle  # noqa: F401
@@ -25,6 +26,8 @@ from tests.ui.test_backups import sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 Serve = Callable[[Path], Awaitable[tuple[str, web.Application]]]
 NEVER = "0 0 1 1 *"
+# Image contents name their repository: the same content would build the same image id (the build
+# cache), shared with other tests on the engine, and one test's cleanup would hit another's container.
 OK, BAD = "rgb(63, 185, 80)", "rgb(248, 81, 73)"  # the dark theme's --ok and --bad
 
 # Healthy only after two seconds, so the deploy (its health gate) visibly takes a while.
@@ -95,10 +98,11 @@ async def test_row_deploy_shows_progress_and_the_chart_shows_durations_and_outco
     row = page.locator(f'tr[data-stack="{name}"]')
     deploy = row.locator("button[data-action=deploy]")
     await expect(deploy).to_have_text("Deploy")
-    await deploy.click()
-    await page.wait_for_url(f"{base}/stacks")
-    # Back on the list while the deploy waits for its health gate: the row's buttons are disabled and
-    # Deploy shows its progress; when the run ends the row reloads live and they come back.
+    async with page.expect_navigation(url=f"{base}/stacks"):
+        await deploy.click()
+    # Back on the list (a new page) while the deploy waits for its health gate: the row is busy, its
+    # buttons are disabled and Deploy shows its progress; when the run ends the row reloads live.
+    await expect(row).to_have_attribute("aria-busy", "true")
     await expect(deploy).to_be_disabled()
     await expect(deploy).to_have_text("Deploying…")
     await expect(deploy).to_have_class(re.compile(r"\bbusy\b"))
@@ -112,8 +116,8 @@ async def test_row_deploy_shows_progress_and_the_chart_shows_durations_and_outco
     remote.commit({"stacks/web/compose.yaml": BROKEN.format(image=busybox_image)}, "broken web")
     await app.data[REPOS_MANAGER].async_sync("infra", trigger="manual", reason="test sync")
     await page.reload()
-    await deploy.click()
-    await page.wait_for_url(f"{base}/stacks")
+    async with page.expect_navigation(url=f"{base}/stacks"):
+        await deploy.click()
     await wait_idle(app)
 
     await page.goto(f"{base}/stacks/{name}")
@@ -128,9 +132,10 @@ async def test_row_deploy_shows_progress_and_the_chart_shows_durations_and_outco
     assert [await bars.nth(i).get_attribute("data-kind") for i in range(3)] == ["deploy", "deploy", "rollback"]
     fills = [await bars.nth(i).evaluate("el => getComputedStyle(el).fill") for i in range(3)]
     assert fills == [OK, BAD, OK]
-    # The slow deploy (two seconds and more to be healthy) is the tallest bar; each bar names its run.
+    # The deploy and the rollback of the slow stack (two seconds and more to be healthy) stand taller
+    # than the broken deploy that failed at once; the tallest fills the chart. Each bar names its run.
     heights = [float(await bars.nth(i).get_attribute("height") or 0) for i in range(3)]
-    assert heights[0] == max(heights) and heights[1] < heights[0]
+    assert heights[1] < min(heights[0], heights[2]) and max(heights) == HEIGHT - 2
     runs = [r for r in await app.runs.list(target=name) if r["kind"] in ("deploy", "rollback")]
     first = min(r["id"] for r in runs)
     assert await chart.locator("a").first.get_attribute("href") == f"/runs/{first}"
@@ -149,7 +154,7 @@ async def test_update_badge_and_apply_update_run_the_new_digest(
 
     name = "upd-" + image_ref.rsplit("-", 1)[1].split(":")[0]
     cleanup_projects.append(f"dm-{name}")
-    build_image(docker_client, busybox_image, image_ref, "v1")
+    build_image(docker_client, busybox_image, image_ref, f"{image_ref}-v1")
     old_digest = push_image(docker_client, image_ref)
     remote = GitRemote(tmp_path / "git")
     remote.commit({"stacks/web/compose.yaml": httpd_compose(image_ref, "v1")}, "web from the registry")
@@ -172,17 +177,18 @@ async def test_update_badge_and_apply_update_run_the_new_digest(
     await expect(row.locator(".badge.status-healthy")).to_be_visible()
     assert await row.locator(".update-badge, button[data-action=apply_update]").count() == 0
 
-    new_id = build_image(docker_client, busybox_image, image_ref, "v2")
+    new_id = build_image(docker_client, busybox_image, image_ref, f"{image_ref}-v2")
     new_digest = push_image(docker_client, image_ref)
     await app.data[OPS_CONSOLE].async_image_tick()  # the scheduled check
     await page.goto(f"{base}/stacks/{name}")
     await expect(page.locator("h1 .update-badge")).to_have_text("update available")
     await expect(page.locator("#image-update")).to_contain_text(image_ref)
+    await expect(page.locator("#image-update button[data-action=apply_update]")).to_have_text("Apply update")
     await page.goto(f"{base}/stacks")
     await expect(row.locator(".update-badge")).to_be_visible()
     await page.screenshot(path=str(SHOTS / "stacks-update-available.png"))
-    await row.locator("button[data-action=apply_update]").click()
-    await page.wait_for_url(f"{base}/stacks")
+    async with page.expect_navigation(url=f"{base}/stacks"):
+        await row.locator("button[data-action=apply_update]").click()
     # The update runs (pull, redeploy at the running revision, a fresh check); the row reloads live.
     await expect(row.locator(".update-badge")).to_have_count(0, timeout=90_000)
     await expect(row.locator("button[data-action=apply_update]")).to_have_count(0)
@@ -203,7 +209,7 @@ async def test_the_dashboard_shows_a_newer_dockmaster_image_with_its_release_not
 ) -> None:
     from playwright.async_api import expect
 
-    build_image(docker_client, busybox_image, image_ref, "v1")
+    build_image(docker_client, busybox_image, image_ref, f"{image_ref}-v1")
     push_image(docker_client, image_ref)
     own = make_container(image=image_ref)
     base, webapp = await serve(write_config({"ops": {"image_check": NEVER, "disk_check": NEVER}}))
@@ -216,7 +222,7 @@ async def test_the_dashboard_shows_a_newer_dockmaster_image_with_its_release_not
 
     # As if Dockmaster ran in `own`: the same check against the container and the registry.
     self_image.locate = lambda client: client.containers.get(own.id).attrs
-    build_image(docker_client, busybox_image, image_ref, "v2")
+    build_image(docker_client, busybox_image, image_ref, f"{image_ref}-v2")
     push_image(docker_client, image_ref)
     assert (await self_image.async_check() or {})["status"] == "update_available"
     await page.reload()

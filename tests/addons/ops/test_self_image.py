@@ -28,7 +28,7 @@ async def _check(client: Any) -> Any:
 async def test_a_newer_image_of_its_own_container_is_shown_with_release_notes(
     make_client: Any, docker_client: Any, busybox_image: str, image_ref: str, make_container: Any,
 ) -> None:
-    build_image(docker_client, busybox_image, image_ref, "v1")
+    build_image(docker_client, busybox_image, image_ref, f"{image_ref}-v1")
     old_digest = push_image(docker_client, image_ref)
     own = make_container(image=image_ref)
     client = await make_client({"ops": {"image_check": "0 0 1 1 *", "disk_check": "0 0 1 1 *",
@@ -43,7 +43,7 @@ async def test_a_newer_image_of_its_own_container_is_shown_with_release_notes(
     page = await (await client.get("/")).text()
     assert 'id="self-image"' in page and 'id="self-update-current"' in page and "update available" not in page
 
-    build_image(docker_client, busybox_image, image_ref, "v2")
+    build_image(docker_client, busybox_image, image_ref, f"{image_ref}-v2")
     new_digest = push_image(docker_client, image_ref)
     status = await _check(client)
     assert (status["status"], status["local_digest"], status["remote_digest"]) == (
