@@ -81,25 +81,44 @@ def in_container() -> bool:
     return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
 
 
+def _candidates() -> list[str]:
+    """Names the engine may know this process's container by: its id, else a container-id hostname."""
+    cid = own_container_id(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"))
+    hostname = os.environ.get("HOSTNAME", "")
+    return [c for c in (cid, hostname if _SHORT_ID.fullmatch(hostname) else None) if c]
+
+
+def _inspect_own(client: Any, candidates: list[str]) -> dict[str, Any] | None:
+    for candidate in candidates:
+        try:
+            attrs: dict[str, Any] = client.containers.get(candidate).attrs
+        except Exception as err:  # not found, or the engine is unreachable: try the next name
+            _LOGGER.debug("Container %s: %s", candidate, err)
+            continue
+        if str(attrs.get("Id", "")).startswith(candidate):
+            return attrs
+    return None
+
+
+def own_container(client: Any) -> dict[str, Any] | None:
+    """The engine's inspect record of the container Dockmaster runs in; None outside one; blocks."""
+    if not in_container():
+        return None
+    return _inspect_own(client, _candidates())
+
+
 def detect(client: Any, data_dir: Path) -> HostPaths:
     """Find where the data dir is on the Docker host; blocks (reads /proc, asks the engine)."""
     data_dir = data_dir.resolve()
     if not in_container():
         return HostPaths(data_dir, data_dir, "Dockmaster runs on the Docker host")
-    cid = own_container_id(_read("/proc/self/mountinfo"), _read("/proc/self/cgroup"))
-    hostname = os.environ.get("HOSTNAME", "")
-    candidates = [c for c in (cid, hostname if _SHORT_ID.fullmatch(hostname) else None) if c]
+    candidates = _candidates()
     if not candidates:
         # No engine made this container (another runtime, or the engine runs beside us in it):
         # the engine sees our file system as we do.
         return HostPaths(data_dir, data_dir, "no Docker container id found for Dockmaster; paths are used as they are")
-    for candidate in candidates:
-        try:
-            attrs = client.containers.get(candidate).attrs
-        except Exception as err:  # not found, or the engine is unreachable: try the next name
-            _LOGGER.debug("Container %s: %s", candidate, err)
-            continue
-        if str(attrs.get("Id", "")).startswith(candidate):
-            return from_mounts(data_dir, attrs.get("Mounts") or [])
+    attrs = _inspect_own(client, candidates)
+    if attrs is not None:
+        return from_mounts(data_dir, attrs.get("Mounts") or [])
     return HostPaths(data_dir, None, f"Dockmaster runs in container {candidates[0][:12]}, which the Docker engine "
                                      "does not know, so it cannot tell where its data dir is on the host")

@@ -1,7 +1,7 @@
 """Check and reload the config without a restart: only addons whose block changed are set up again.
 
 While an addon is set up, the loader records what it registers (its footprint: event listeners, cron
-jobs, start and stop hooks, services, navigation links). A reload checks the whole config first and
+jobs, start and stop hooks, services, navigation links, dashboard cards). A reload checks the whole config first and
 changes nothing when it has a problem; otherwise it waits for running runs to finish, tears down the
 footprint of each changed addon (and of the addons that depend on it), sets them up again with their
 new block, runs their start hooks, and records who reloaded what in the audit.
@@ -29,7 +29,7 @@ from .errors import Conflict
 if TYPE_CHECKING:
     from .auth import AuthManager
     from .core import Appliance, Hook
-    from .http.ui import NavEntry
+    from .http.ui import DashboardCard, NavEntry
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Footprint:
     services: list[str] = field(default_factory=list)
     nav: list[NavEntry] = field(default_factory=list)
     data: list[DataKey[Any]] = field(default_factory=list)
+    cards: list[DashboardCard] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class _Mark:
     services: set[str]
     nav: int
     data: set[DataKey[Any]]
+    cards: int
 
 
 _FOOTPRINTS: weakref.WeakKeyDictionary[Appliance, dict[str, Footprint]] = weakref.WeakKeyDictionary()
@@ -67,7 +69,8 @@ _LOCKS: weakref.WeakKeyDictionary[Appliance, asyncio.Lock] = weakref.WeakKeyDict
 def mark(app: Appliance) -> _Mark:
     """Note the shared registries before an addon's setup."""
     return _Mark({k: list(v) for k, v in app.bus._listeners.items()}, set(app.scheduler.jobs),
-                 len(app._on_start), len(app._on_stop), set(app.services.names()), len(app.ui.nav), set(app.data))
+                 len(app._on_start), len(app._on_stop), set(app.services.names()), len(app.ui.nav), set(app.data),
+                 len(app.ui.cards))
 
 
 def remember(app: Appliance, domain: str, before: _Mark) -> None:
@@ -82,6 +85,7 @@ def remember(app: Appliance, domain: str, before: _Mark) -> None:
         services=[name for name in app.services.names() if name not in before.services],
         nav=app.ui.nav[before.nav:],
         data=[key for key in app.data if key not in before.data],
+        cards=app.ui.cards[before.cards:],
     )
 
 
@@ -158,6 +162,9 @@ def _teardown(app: Appliance, domain: str) -> None:
     for entry in fp.nav:
         with contextlib.suppress(ValueError):
             app.ui.nav.remove(entry)
+    for card in fp.cards:
+        with contextlib.suppress(ValueError):
+            app.ui.cards.remove(card)
 
 
 async def _async_wait_for_runs(app: Appliance, wait: float) -> list[int]:

@@ -93,9 +93,11 @@ async def logs_follow(request: web.Request) -> web.StreamResponse:
 
 
 async def updates_list(request: web.Request) -> web.Response:
-    """The last image update check per stack (for the update badges on the stacks page)."""
-    checker = _console(request).checker
-    return _json({"stacks": checker.status, "updates_available": checker.stacks_with_updates()})
+    """The last image update check per stack, and of Dockmaster's own container (None outside one)."""
+    console = _console(request)
+    checker = console.checker
+    return _json({"stacks": checker.status, "updates_available": checker.stacks_with_updates(),
+                  "dockmaster": console.self_image.status})
 
 
 async def updates_get(request: web.Request) -> web.Response:

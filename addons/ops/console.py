@@ -13,6 +13,7 @@ from appliance.errors import Conflict
 
 from .host import DiskWatch
 from .registry import OperationRegistry
+from .selfimage import SelfImage
 from .updates import UpdateChecker
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class Console:
     registry: OperationRegistry
     checker: UpdateChecker
     disk: DiskWatch
+    self_image: SelfImage
     auto_pending: set[str] = field(default_factory=set)
 
     async def async_disk_tick(self) -> None:

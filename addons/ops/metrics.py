@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from addons.stacks.contract import STACKS, DeployFailed, DeployStarted, DeploySucceeded, StackCatalog
 from appliance.core import Appliance
@@ -23,6 +23,14 @@ KV_NAMESPACE = "ops.stack_metrics"
 DURATION_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
 
 
+def unregister_previous(registry: CollectorRegistry, *names: str) -> None:
+    """Drop the collectors an earlier setup of the addon registered under `names` (a config reload sets it up again)."""
+    for name in names:
+        collector = registry._names_to_collectors.get(name)
+        if collector is not None:
+            registry.unregister(collector)
+
+
 class StackMetrics(Collector):
     """Reads the stacks addon's specs and states at scrape time; times deploys from their events."""
 
@@ -32,6 +40,8 @@ class StackMetrics(Collector):
         self.checker = checker
         self.last_deploy: dict[str, float] = {}
         self._started: dict[int, float] = {}
+        unregister_previous(app.metrics.registry, "dockmaster_stack_deploy_duration_seconds",
+                            "dockmaster_stack_healthy")
         self.durations = Histogram(
             "dockmaster_stack_deploy_duration_seconds", "Deploy duration from start to healthy or failed",
             ["stack", "outcome"], buckets=DURATION_BUCKETS, registry=app.metrics.registry,

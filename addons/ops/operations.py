@@ -29,7 +29,8 @@ _STOP_TIMEOUT = vol.All(int, vol.Range(min=0, max=300))
 
 
 def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker: UpdateChecker,
-                     after_check: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+                     after_check: Callable[[dict[str, Any]], Awaitable[None]],
+                     self_check: Callable[[], Awaitable[dict[str, Any] | None]] | None = None) -> None:
     """Register every built-in operation with its schema, scope, lock policy and timeout."""
     app = registry.app
     managed_only = conf["containers"] == "managed"
@@ -115,11 +116,16 @@ def register_builtin(registry: OperationRegistry, conf: dict[str, Any], checker:
         results = await checker.async_check(ctx.args.get("stack"))
         for name, status in results.items():
             ctx.run.log(f"{name}: {'update available' if status['update_available'] else 'up to date'}")
+        own = None
+        if self_check is not None and not ctx.args.get("stack"):
+            own = await self_check()
+            if own is not None:
+                ctx.run.log(f"dockmaster ({own['container']}): {own['status'].replace('_', ' ')}")
         # Only the scheduled check may queue auto-updates: a read-scope caller must not cause a
         # recreate by asking whether images are current.
         if ctx.run.trigger == "schedule":
             await after_check(results)
-        return {"stacks": results}
+        return {"stacks": results, "dockmaster": own}
 
     def update_window(ctx: OpContext) -> Any:
         if ctx.args["now"]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -81,15 +83,11 @@ class UpdateChecker:
                 stacks.update(await self.app.async_run_blocking(running_images, client, None))
         remote: dict[str, tuple[str | None, str | None]] = {}
         results: dict[str, dict[str, Any]] = {}
-        async with aiohttp.ClientSession() as session:
-            path = credentials.config_path(self.app.data_dir)
-            logins = await self.app.async_run_blocking(credentials.read_credentials, path)
-            client = RegistryClient(session,
-                                    credentials=lambda registry: logins.get(credentials.registry_key(registry)))
+        async with self.registry_client() as client:
             for name, images in sorted(stacks.items()):
                 checked = []
                 for image in images:
-                    checked.append(await self._async_check_image(client, image, remote))
+                    checked.append(await self.async_check_image(client, image, remote))
                 results[name] = {
                     "stack": name, "checked": time.time(),
                     "update_available": any(i["status"] == "update_available" for i in checked),
@@ -108,8 +106,18 @@ class UpdateChecker:
             await self.app.store.kv_set(KV_NAMESPACE, name, status)
         return results
 
-    async def _async_check_image(self, client: RegistryClient, image: dict[str, Any],
-                                 remote: dict[str, tuple[str | None, str | None]]) -> dict[str, Any]:
+    @contextlib.asynccontextmanager
+    async def registry_client(self) -> AsyncIterator[RegistryClient]:
+        """A registry client with the logins of `<data_dir>/docker/config.json` (read now, as it may change)."""
+        async with aiohttp.ClientSession() as session:
+            path = credentials.config_path(self.app.data_dir)
+            logins = await self.app.async_run_blocking(credentials.read_credentials, path)
+            yield RegistryClient(session, credentials=lambda registry: logins.get(credentials.registry_key(registry)))
+
+    async def async_check_image(self, client: RegistryClient, image: dict[str, Any],
+                                remote: dict[str, tuple[str | None, str | None]] | None = None) -> dict[str, Any]:
+        """Status of one image (`image`: reference, `repo_digests` of what runs); `remote` caches registry answers."""
+        remote = {} if remote is None else remote
         reference = image["image"]
         item: dict[str, Any] = {"image": reference, "local_digest": None, "remote_digest": None,
                                 "status": "unknown", "error": None}

@@ -13,7 +13,9 @@ from appliance import cv
 from appliance.http.ui import render
 from appliance.keys import APPLIANCE_KEY, BODY_KEY
 
+from . import image_updates
 from .api import SERVICE_KEY, call_service
+from .chart import async_stack_chart
 from .lifecycle import ACTIONS
 
 if TYPE_CHECKING:
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
 
 _REVISION = vol.Any("", vol.All(cv.string, vol.Match(r"^[0-9a-fA-F]{4,40}$", msg="revision must be a commit sha")))
 DEPLOY_FORM = vol.Schema({vol.Optional("dry_run", default=False): cv.boolean,
-                          vol.Optional("revision", default=""): _REVISION})
+                          vol.Optional("revision", default=""): _REVISION,
+                          vol.Optional("next", default=""): vol.Any("", "list")})
 ROLLBACK_FORM = vol.Schema({vol.Optional("revision", default=""): _REVISION})
 TOGGLE_FORM = vol.Schema({vol.Required("auto_deploy"): cv.boolean})
 LIFECYCLE_FORM = vol.Schema({vol.Optional("next", default=""): vol.Any("", "list")})
@@ -37,21 +40,25 @@ async def stacks_page(request: web.Request) -> web.Response:
     """Stacks list: status, deployed revision and commit message, health, drift, last run, toggle."""
     service = _service(request)
     return render(request, "stacks_list.html", {"stacks": await service.async_list(),
-                                                "problems": service.engine.problems()})
+                                                "problems": service.engine.problems(),
+                                                "updates": await image_updates.async_image_updates(request)})
 
 
 async def stack_page(request: web.Request) -> web.Response:
-    """One stack: actions, revision history with reasons, the last dry-run's diff, containers."""
-    stack = await _service(request).async_detail(request.match_info["name"])
-    return render(request, "stacks_stack.html", {"stack": stack})
+    """One stack: actions, deploy chart, revision history with reasons, the last dry-run's diff, containers."""
+    name = request.match_info["name"]
+    stack = await _service(request).async_detail(name)
+    return render(request, "stacks_stack.html", {
+        "stack": stack, "chart": await async_stack_chart(request.app[APPLIANCE_KEY], name),
+        "update": (await image_updates.async_image_updates(request, name)).get(name)})
 
 
 async def deploy_submit(request: web.Request) -> web.StreamResponse:
-    """Deploy or dry-run from the stack page; continues on the run page with its live log."""
+    """Deploy or dry-run from the stack page (on to the run page) or a row of the list (back to the list)."""
     body = request[BODY_KEY]
     run_id = await call_service(request, "stacks.deploy", {"name": request.match_info["name"],
                                                            "dry_run": body["dry_run"], "revision": body["revision"]})
-    raise web.HTTPSeeOther(f"/runs/{run_id}")
+    raise web.HTTPSeeOther("/stacks" if body["next"] == "list" else f"/runs/{run_id}")
 
 
 async def rollback_submit(request: web.Request) -> web.StreamResponse:
@@ -100,5 +107,6 @@ def register(routes: RouteTable) -> None:
                     summary=f"{action.capitalize()} the stack from the UI", kind="ui", body=LIFECYCLE_FORM)
     routes.post("/stacks/{name}/move", move_submit, auth="deploy", summary="Move the stack to its configured engine",
                 kind="ui", body=LIFECYCLE_FORM)
+    image_updates.register(routes)
     routes.post("/stacks/{name}/auto_deploy", toggle_submit, auth="deploy", summary="Toggle auto_deploy",
                 kind="ui", body=TOGGLE_FORM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,15 @@ class NavEntry:
     path: str = field(compare=False)
 
 
+@dataclass
+class DashboardCard:
+    """A card an addon adds to the dashboard: its template and what it shows (None: nothing to show)."""
+
+    name: str
+    template: str
+    provider: Callable[[], Awaitable[dict[str, Any] | None]]
+
+
 class UiRegistry:
     """Collects navigation entries and template folders from the core and the addons."""
 
@@ -34,10 +44,15 @@ class UiRegistry:
         self.nav: list[NavEntry] = [NavEntry(0, "Dashboard", "/"), NavEntry(90, "Runs", "/runs"),
                                     NavEntry(95, "Audit", "/audit")]
         self.template_dirs: list[Path] = [TEMPLATES_DIR]
+        self.cards: list[DashboardCard] = []
 
     def add_nav(self, title: str, path: str, order: int = 50) -> None:
         """Add a navigation link."""
         self.nav.append(NavEntry(order, title, path))
+
+    def add_card(self, name: str, template: str, provider: Callable[[], Awaitable[dict[str, Any] | None]]) -> None:
+        """Add a dashboard card: `template` is rendered with `card` (the provider's dict) when it is not None."""
+        self.cards.append(DashboardCard(name, template, provider))
 
     def add_templates(self, folder: Path) -> None:
         """Make an addon's `templates/` folder available (names should start with the domain)."""

@@ -98,7 +98,16 @@ async def dashboard(request: web.Request) -> web.Response:
     app = request.app[APPLIANCE_KEY]
     runs = await app.runs.list(limit=15)
     await app.store.async_size()
-    return render(request, "dashboard.html", {"status": app.status(), "runs": runs})
+    cards = []
+    for card in list(app.ui.cards):
+        try:
+            data = await card.provider()
+        except Exception:  # one addon's broken card must not take the dashboard down
+            _LOGGER.exception("Dashboard card %s failed", card.name)
+            continue
+        if data is not None:
+            cards.append({"name": card.name, "template": card.template, "data": data})
+    return render(request, "dashboard.html", {"status": app.status(), "runs": runs, "cards": cards})
 
 
 async def runs_page(request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
-// Stacks list: the table follows deploys live — it is reloaded when a run of a listed stack starts or
-// ends, or a stack drifts (events from the WebSocket that app.js opens for pages marked data-live).
+// Stacks list: the table follows deploys live — it is reloaded when a run of a listed stack (or its
+// image update) starts or ends, or a stack drifts (events from the WebSocket that app.js opens for
+// pages marked data-live).
 (function () {
   "use strict";
   const table = document.getElementById("stacks");
@@ -24,7 +25,9 @@
 
   document.addEventListener("dockmaster:event", function (e) {
     const ev = e.detail;
-    if (!kinds.has(ev.type) || !names.has(ev.target || ev.stack)) return;
+    // An image update runs as the ops operation `stack_update:<stack>`.
+    const target = String(ev.target || ev.stack || "").replace(/^stack_update:/, "");
+    if (!kinds.has(ev.type) || !names.has(target)) return;
     // A burst (a deploy and its rollback) reloads once.
     if (!timer) timer = setTimeout(refresh, 300);
   });
