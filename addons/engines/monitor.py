@@ -65,7 +65,11 @@ def _probe(client: Any, with_disk: bool) -> dict[str, Any]:
         "containers": info.get("Containers"), "running": info.get("ContainersRunning"), "images": info.get("Images"),
     }
     if with_disk:
-        df = client.df()
+        try:
+            df = client.df()
+        except Exception as err:  # busy with another df, or slow: the engine answered, the figure waits
+            _LOGGER.debug("Disk use not measured: %s", err)
+            return found
         found["disk"] = {
             "images": int(df.get("LayersSize") or 0),
             "containers": sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or []),
@@ -87,6 +91,7 @@ class EngineMonitor:
         self.status: dict[str, EngineStatus] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._checking: dict[str, asyncio.Lock] = {}
 
     def get(self, name: str) -> EngineStatus:
         """One engine's status (made on first use)."""
@@ -111,7 +116,18 @@ class EngineMonitor:
         return self.statuses()
 
     async def async_check(self, name: str) -> EngineStatus:
-        """Check one engine now; fires EngineUnreachable / EngineRecovered on a change."""
+        """Check one engine now; fires EngineUnreachable / EngineRecovered on a change.
+
+        A check asked for while one of the same engine runs waits for it and shares its answer.
+        """
+        lock = self._checking.setdefault(name, asyncio.Lock())
+        if lock.locked():
+            async with lock:
+                return self.get(name)
+        async with lock:
+            return await self._async_check(name)
+
+    async def _async_check(self, name: str) -> EngineStatus:
         status = self.get(name)
         started = time.monotonic()
         with_disk = started - status.disk_checked >= DISK_EVERY or not status.disk
@@ -143,7 +159,7 @@ class EngineMonitor:
         was, since = status.reachable, status.down_since
         for key, value in found.items():
             setattr(status, key, value)
-        if with_disk:
+        if "disk" in found:
             status.disk_checked = started
         status.reachable, status.error, status.failures, status.down_since = True, None, 0, None
         status.checked, status.took = time.time(), time.monotonic() - started

@@ -52,8 +52,8 @@ TLS_SCHEMA = vol.Schema({vol.Required("ca"): cv.path, vol.Required("cert"): cv.p
 
 ENGINE_SCHEMA = vol.Schema({
     vol.Required("name"): _name,
-    vol.Exclusive("url", "address"): engine_url,
-    vol.Exclusive("host", "address"): cv.slug,  # a `hosts:` entry: its address, port, user, key and known_hosts
+    vol.Optional("url"): engine_url,
+    vol.Optional("host"): cv.slug,  # a `hosts:` entry: its address, port, user, key and known_hosts
     vol.Optional("ssh_key"): cv.path,
     vol.Optional("known_hosts"): cv.path,
     vol.Optional("socket", default=DEFAULT_SOCKET): _absolute,
@@ -66,6 +66,8 @@ ENGINE_SCHEMA = vol.Schema({
 
 def _check(entry: dict[str, Any]) -> dict[str, Any]:
     url = entry.get("url")
+    if url is not None and entry.get("host") is not None:
+        raise vol.Invalid("give `url` or `host`, not both", path=["host"])
     if url is None and entry.get("host") is None:
         raise vol.Invalid("an engine needs `url` (ssh:// or tcp://) or `host` (a name from hosts:)")
     if url and url.startswith("tcp://") and "tls" not in entry:
