@@ -87,3 +87,15 @@ async def test_an_ssh_engine_with_an_unknown_host_key_is_refused(
     good = await make_client({"engines": [engine]})
     body = await (await good.post("/api/v1/engines/ssh1/check", headers=bearer("deploy"))).json()
     assert body["reachable"] is True and body["kind"] == "ssh", body
+
+
+async def test_a_host_from_hosts_is_an_engine_with_its_address_user_and_keys(
+    make_client: Any, ssh_engine: SshEngine,
+) -> None:
+    host = {"name": "vm", "address": "127.0.0.1", "port": ssh_engine.port, "user": ssh_engine.user,
+            "ssh_key": str(ssh_engine.key), "known_hosts": str(ssh_engine.known_hosts)}
+    client = await make_client({"hosts": [host], "engines": [{"name": "vm-docker", "host": "vm",
+                                                              "socket": ssh_engine.socket}]})
+    body = await (await client.post("/api/v1/engines/vm-docker/check", headers=bearer("deploy"))).json()
+    assert body["reachable"] is True and body["host"] == "vm", body
+    assert body["url"] == f"ssh://{ssh_engine.user}@127.0.0.1:{ssh_engine.port}"
