@@ -13,6 +13,7 @@ from appliance.core import Appliance
 from . import api
 from .contract import ENGINES
 from .directory import EngineDirectory
+from .metrics import EngineMetrics
 from .schema import CONFIG_SCHEMA
 
 DOMAIN = "engines"
@@ -25,6 +26,7 @@ async def async_setup(app: Appliance, conf: list[dict[str, Any]]) -> bool:
     directory = EngineDirectory(app, conf)
     await directory.async_setup()
     app.data[ENGINES] = directory
+    EngineMetrics(app, directory.monitor)
     app.data[api.DIRECTORY_KEY] = directory
     app.on_stop(directory.async_teardown)
     if not app.oneshot:

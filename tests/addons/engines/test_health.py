@@ -49,6 +49,9 @@ async def test_engines_page_and_api_show_each_engine_and_one_event_per_outage(
     assert engines["tls1"]["disk"]["images"] > 0  # the busybox test image
     page = await (await client.get("/engines", headers=bearer("read"))).text()
     assert 'data-engine="gone"' in page and "unreachable" in page and 'data-engine="tls1"' in page
+    metrics = await (await client.get("/metrics", headers=bearer("read"))).text()
+    assert 'dockmaster_engine_up{engine="gone"} 0.0' in metrics
+    assert 'dockmaster_engine_up{engine="tls1"} 1.0' in metrics
     # A read token may look, not make Dockmaster connect on its behalf.
     assert (await client.post("/api/v1/engines/tls1/check", headers=bearer("read"))).status == 403
 
