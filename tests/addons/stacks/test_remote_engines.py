@@ -120,6 +120,16 @@ async def test_stack_on_an_ssh_engine_gets_its_files_and_keeps_its_data(
         assert paths.host is not None
         code, out = ssh_engine.exec("cat", f"{paths.host}/{name}/work/data/starts")
         assert code == 0 and len(out.splitlines()) == 2, out
+        # An unhealthy revision is gated and rolled back there too; the page's file and ./data stay.
+        bad = remote.commit({"stacks/viassh/compose.yaml": compose.replace("127.0.0.1:8080/", "127.0.0.1:8081/"),
+                             "stacks/viassh/site/index.html": "over ssh v3\n"}, "An unhealthy revision")
+        await sync(app)
+        runs = list(reversed(await app.runs.list(target=name, limit=10)))
+        assert [(r["kind"], r["status"]) for r in runs[-2:]] == [("deploy", "failed"), ("rollback", "succeeded")]
+        assert bad in state.bad and state.health == "healthy"
+        assert served(engine_client, f"dm-{name}") == "over ssh v2"
+        code, out = ssh_engine.exec("cat", f"{paths.host}/{name}/work/data/starts")
+        assert code == 0 and len(out.splitlines()) == 4, out  # v2, the bad v3, and v2 again
     finally:
         for container in engine_client.containers.list(all=True, filters={
                 "label": f"com.docker.compose.project=dm-{name}"}):
