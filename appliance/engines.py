@@ -25,7 +25,7 @@ ENGINE_VARIABLES = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKE
 CLIENT_TIMEOUT = 60
 
 
-class EngineUnreachable(Unavailable):
+class EngineUnavailable(Unavailable):
     """A Docker engine does not answer: its stacks are `unknown`, not failed."""
 
     code = "engine_unreachable"
@@ -62,7 +62,7 @@ class EngineLink(Protocol):
         """A new docker SDK client for this engine (blocks: opens nothing until the first call)."""
 
     async def async_ready(self) -> None:
-        """Make the engine reachable (open a tunnel); raises EngineUnreachable."""
+        """Make the engine reachable (open a tunnel); raises EngineUnavailable."""
 
     async def async_close(self) -> None:
         """Release what `async_ready` opened."""
@@ -152,7 +152,7 @@ class Engines:
         return client
 
     async def async_docker(self, name: str = LOCAL) -> DockerClient:
-        """An engine's client once its link is up (a tunnel reopened if it dropped); raises EngineUnreachable.
+        """An engine's client once its link is up (a tunnel reopened if it dropped); raises EngineUnavailable.
 
         A new client is made in a worker thread: making one may ask the engine for its API version,
         and a forwarded socket is served by the event loop itself.

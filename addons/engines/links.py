@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from appliance.engines import CLIENT_TIMEOUT, EngineUnreachable, FileChannel
+from appliance.engines import CLIENT_TIMEOUT, EngineUnavailable, FileChannel
 
 if TYPE_CHECKING:
     import asyncssh
@@ -145,7 +145,7 @@ class SshEngine:
                                        version=self._api_version or FIRST_API)
 
     async def async_ready(self) -> None:
-        """Open the connection and the forward unless they are up; raises EngineUnreachable."""
+        """Open the connection and the forward unless they are up; raises EngineUnavailable."""
         async with self._lock:
             if self.connected:
                 return
@@ -162,7 +162,7 @@ class SshEngine:
                     self._root = PurePosixPath(home) / "dockmaster" / "stacks"
             except Exception as err:
                 await self._async_drop()
-                raise EngineUnreachable(self.name, f"cannot forward {self.socket}: {err}") from None
+                raise EngineUnavailable(self.name, f"cannot forward {self.socket}: {err}") from None
 
     async def _async_connect(self) -> asyncssh.SSHClientConnection:
         import asyncssh
@@ -171,7 +171,7 @@ class SshEngine:
         label = f"{target.user}@{target.address}:{target.port}"
         known = await asyncio.to_thread(_read_known_hosts, target.known_hosts)
         if known is None:  # never connect unchecked: asyncssh would skip the host key check
-            raise EngineUnreachable(self.name, f"no known_hosts file at {target.known_hosts}: add the host's key "
+            raise EngineUnavailable(self.name, f"no known_hosts file at {target.known_hosts}: add the host's key "
                                                "(ssh-keyscan, checked out of band)")
         options: dict[str, Any] = {
             "port": target.port, "username": target.user, "agent_path": None, "config": [],
@@ -183,12 +183,12 @@ class SshEngine:
         try:
             return await asyncssh.connect(target.address, **options)
         except asyncssh.HostKeyNotVerifiable as err:
-            raise EngineUnreachable(self.name, f"host key of {label} not verified against "
+            raise EngineUnavailable(self.name, f"host key of {label} not verified against "
                                                f"{target.known_hosts}: {err}") from None
         except asyncssh.PermissionDenied:
-            raise EngineUnreachable(self.name, f"{label} refused the login (check user and ssh_key)") from None
+            raise EngineUnavailable(self.name, f"{label} refused the login (check user and ssh_key)") from None
         except (OSError, asyncssh.Error, TimeoutError) as err:
-            raise EngineUnreachable(self.name, f"cannot connect to {label}: {err or type(err).__name__}") from None
+            raise EngineUnavailable(self.name, f"cannot connect to {label}: {err or type(err).__name__}") from None
 
     async def async_sftp(self) -> Any:
         """An SFTP client on the engine's connection (open it first); use as an async context manager."""

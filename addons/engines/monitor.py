@@ -9,10 +9,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from appliance.engines import EngineUnreachable
+from appliance.engines import EngineUnavailable
 
-from .events import EngineRecovered
-from .events import EngineUnreachable as EngineUnreachableEvent
+from .events import EngineRecovered, EngineUnreachable
 
 if TYPE_CHECKING:
     from appliance.core import Appliance
@@ -136,7 +135,7 @@ class EngineMonitor:
                 client = await self.app.engines.async_docker(name)
                 found = await self.app.async_run_blocking(_probe, client, with_disk)
         except Exception as err:
-            text = err.message if isinstance(err, EngineUnreachable) else (str(err) or type(err).__name__)
+            text = err.message if isinstance(err, EngineUnavailable) else (str(err) or type(err).__name__)
             if isinstance(err, TimeoutError):
                 text = f"no answer within {CHECK_TIMEOUT:g}s"
             self._failed(status, text, started)
@@ -153,7 +152,7 @@ class EngineMonitor:
         if was is not False:
             status.down_since = time.time()
             _LOGGER.warning("Engine %s is unreachable: %s", status.name, text)
-            self.app.bus.async_fire(EngineUnreachableEvent(engine=status.name, error=text))
+            self.app.bus.async_fire(EngineUnreachable(engine=status.name, error=text))
 
     def _answered(self, status: EngineStatus, found: dict[str, Any], started: float, with_disk: bool) -> None:
         was, since = status.reachable, status.down_since

@@ -344,7 +344,7 @@ class Deployer:
             if engine != LOCAL and await self.placement.async_engine_down(engine, err):
                 if staged and not touched:
                     await self._async_unstage(spec, state, run)
-                await self.placement.async_engine_lost(state, run, engine, cause, revision=sha)
+                self.placement.engine_lost(state, run, engine, cause, revision=sha)
                 raise DeployAborted(cause, revision=sha, touched=False, blames_revision=False) from err
             if touched:
                 state.health = "unhealthy"
@@ -414,7 +414,7 @@ class Deployer:
             cause = run.secrets(str(err) or type(err).__name__)
             engine = state.engine or spec.engine
             if engine != LOCAL and await self.placement.async_engine_down(engine, err):
-                await self.placement.async_engine_lost(state, run, engine, cause, revision=None)
+                self.placement.engine_lost(state, run, engine, cause, revision=None)
                 await self.states.async_save(state)
                 raise
             state.health = "failed"

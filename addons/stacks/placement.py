@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from addons.engines.contract import ENGINES
 from appliance import hostpaths
-from appliance.engines import LOCAL, EngineUnreachable
+from appliance.engines import LOCAL, EngineUnavailable
 from appliance.errors import Conflict
 
 if TYPE_CHECKING:
@@ -62,18 +62,18 @@ class Placement:
             "never moves a running stack")
 
     async def async_client(self, engine: str) -> Any:
-        """The engine's docker client once it answers a ping; raises EngineUnreachable."""
+        """The engine's docker client once it answers a ping; raises EngineUnavailable."""
         try:
             async with asyncio.timeout(PING_TIMEOUT):
                 client = await self.app.engines.async_docker(engine)
                 await self.app.async_run_blocking(client.ping)
-        except EngineUnreachable:
+        except EngineUnavailable:
             self._poke(engine)
             raise
         except Exception as err:
             self._poke(engine)
             text = f"no answer within {PING_TIMEOUT:g}s" if isinstance(err, TimeoutError) else str(err)
-            raise EngineUnreachable(engine, text or type(err).__name__) from None
+            raise EngineUnavailable(engine, text or type(err).__name__) from None
         return client
 
     def _poke(self, engine: str) -> None:
@@ -83,15 +83,15 @@ class Placement:
 
     async def async_engine_down(self, engine: str, err: BaseException) -> bool:
         """True when a failure came from an engine that no longer answers (not from the revision)."""
-        if isinstance(err, EngineUnreachable):
+        if isinstance(err, EngineUnavailable):
             return True
         try:
             await self.async_client(engine)
-        except EngineUnreachable:
+        except EngineUnavailable:
             return True
         return False
 
-    async def async_engine_lost(self, state: StackState, run: Run, engine: str, cause: str, *,
+    def engine_lost(self, state: StackState, run: Run, engine: str, cause: str, *,
                                 revision: str | None) -> None:
         """A run's engine stopped answering: the stack is unknown (not failed), nothing is marked bad."""
         state.health = "unknown"
