@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import TOKENS
+from tests.support.daemon import call, free_port
+from tests.support.daemon import start as _start
 
-DOCKMASTER = str(Path(sys.executable).parent / "dockmaster")
+
+def _call(port: int, method: str, path: str, scope: str = "admin") -> tuple[int, Any]:
+    return call(port, method, path, TOKENS[scope])
+
 
 CRASHY = '''
 """A test addon whose routes start a long run and a short one."""
@@ -56,45 +55,11 @@ async def async_setup(app, conf):
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _call(port: int, method: str, path: str, scope: str = "admin") -> tuple[int, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                     headers={"Authorization": f"Bearer {TOKENS[scope]}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
-
-
-def _start(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen([DOCKMASTER, "run", "-c", str(config), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"dockmaster run exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    pytest.fail(f"dockmaster run did not answer within 30 s:\n{log.read_text()}")
-
-
 @pytest.mark.slow
 def test_kill_9_during_a_run_then_restart_reads_interrupted(tmp_path: Path, write_config, custom_addon) -> None:
     custom_addon("crashy", CRASHY)
     config = write_config("crashy: {}\n")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "dockmaster.log"
     proc = _start(config, port, log)
     try:

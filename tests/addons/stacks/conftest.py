@@ -21,6 +21,7 @@ from appliance.core import Appliance
 from appliance.keys import APPLIANCE_KEY
 from tests.support.engines import ssh_engine, swarm_engine, tls_engine  # noqa: F401 - extra engines (session-wide)
 from tests.support.git import GIT_ENV, GitRemote, git  # noqa: F401 - shared with the tests here
+from tests.support.images import BUSYBOX_IMAGE
 
 
 def httpd_compose(image: str, content: str, *, healthy: bool = True, extra_env: str = "") -> str:
@@ -39,6 +40,32 @@ def httpd_compose(image: str, content: str, *, healthy: bool = True, extra_env: 
       timeout: 2s
       retries: 2
       start_period: 0s
+"""
+
+
+def swarm_stack_yaml(*, probe: int = 8080, image: str = BUSYBOX_IMAGE) -> str:
+    """Two httpd replicas serving the `token` secret; `probe` is the port their healthcheck asks."""
+    return f"""services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "mkdir -p /www && cat /run/secrets/token > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{{target: 8080, mode: host}}]
+    secrets: [token]
+    stop_grace_period: 1s
+    environment: {{GREETING: hello}}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:{probe}/"]
+      interval: 500ms
+      timeout: 2s
+      retries: 2
+      start_period: 0s
+    deploy:
+      replicas: 2
+      update_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 2s}}
+      restart_policy: {{condition: any, delay: 500ms}}
+secrets:
+  token:
+    file: ./token.txt
 """
 
 

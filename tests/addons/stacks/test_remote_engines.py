@@ -43,10 +43,17 @@ def remote_cleanup(tls_engine: ExtraEngine) -> Any:
     yield projects
     client = tls_engine.client()
     for project in projects:
-        for container in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
-            container.remove(force=True)
-        for network in client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
-            network.remove()
+        _remove_project(client, project)
+    client.close()
+
+
+def _remove_project(client: Any, project: str) -> None:
+    """Remove a compose project's containers and networks from an engine."""
+    label = {"label": f"com.docker.compose.project={project}"}
+    for container in client.containers.list(all=True, filters=label):
+        container.remove(force=True)
+    for network in client.networks.list(filters=label):
+        network.remove()
 
 
 async def test_stack_on_a_tls_engine_deploys_gates_and_rolls_back(
@@ -131,9 +138,8 @@ async def test_stack_on_an_ssh_engine_gets_its_files_and_keeps_its_data(
         code, out = ssh_engine.exec("cat", f"{paths.host}/{name}/work/data/starts")
         assert code == 0 and len(out.splitlines()) == 4, out  # v2, the bad v3, and v2 again
     finally:
-        for container in engine_client.containers.list(all=True, filters={
-                "label": f"com.docker.compose.project=dm-{name}"}):
-            container.remove(force=True)
+        _remove_project(engine_client, f"dm-{name}")
+        engine_client.close()
 
 
 async def test_engine_gone_mid_deploy_leaves_the_stack_unknown_and_the_next_run_succeeds(

@@ -4,40 +4,18 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import pyrage
 import pytest
 
 from addons.stacks.secrets import DIR_PREFIX, dir_prefix
 from tests.conftest import bearer, sign_in
+from tests.support.sops import age_key, encrypt_dotenv
 
 from .conftest import GitRemote, StackApp, container_ids, httpd_compose, sync, wait_idle
 
 pytestmark = pytest.mark.docker
-
-SOPS = str(Path(sys.executable).parent / "sops")
-
-
-def _age_key(path: Path) -> str:
-    identity = pyrage.x25519.Identity.generate()
-    path.write_text(f"{identity}\n")
-    path.chmod(0o600)
-    return str(identity.to_public())
-
-
-def _encrypt(tmp: Path, recipient: str, text: str) -> str:
-    plain = tmp / "plain.env"
-    plain.write_text(text)
-    out = subprocess.run(
-        [SOPS, "--disable-version-check", "encrypt", "--age", recipient, "--input-type", "dotenv",
-         "--output-type", "dotenv", str(plain)], check=True, capture_output=True, text=True).stdout
-    plain.unlink()
-    return out
-
 
 def _shm_dirs() -> set[str]:
     return {p.name for p in Path("/dev/shm").glob(f"{DIR_PREFIX}*")}
@@ -50,12 +28,12 @@ async def test_sops_marker_reaches_the_container_and_nowhere_else(
     marker = f"dm-marker-{secrets.token_hex(12)}"
     key_file = tmp_path / "keys" / "age.txt"
     key_file.parent.mkdir()
-    recipient = _age_key(key_file)
+    recipient = age_key(key_file)
     shm_before = _shm_dirs()
     env_block = "    environment:\n      MARKER: ${MARKER}\n"
     remote.commit({
         "stacks/sec/compose.yaml": httpd_compose(busybox_image, "sec-v1", extra_env=env_block),
-        "stacks/sec/secrets.sops.env": _encrypt(tmp_path, recipient, f"MARKER={marker}\n"),
+        "stacks/sec/secrets.sops.env": encrypt_dotenv(tmp_path, recipient, f"MARKER={marker}\n"),
         ".sops.yaml": f"creation_rules:\n  - path_regex: .*\\.sops\\.env$\n    age: {recipient}\n",
     }, "Stack with a secret")
     client, app = await stacks_app([
@@ -91,9 +69,9 @@ async def test_sops_marker_reaches_the_container_and_nowhere_else(
     assert _shm_dirs() <= shm_before  # the decrypted folder is gone
 
     # A SOPS file the key cannot open: the run fails with the cause, the running stack is untouched.
-    other = _age_key(tmp_path / "keys" / "other.txt")
+    other = age_key(tmp_path / "keys" / "other.txt")
     before = container_ids(docker_client, f"dm-{name}")
-    remote.commit({"stacks/sec/secrets.sops.env": _encrypt(tmp_path, other, f"MARKER={marker}-2\n")},
+    remote.commit({"stacks/sec/secrets.sops.env": encrypt_dotenv(tmp_path, other, f"MARKER={marker}-2\n")},
                   "Re-encrypt to a key Dockmaster lacks")
     await sync(app)
     last = (await app.runs.list(target=name, limit=1))[0]

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,49 +12,15 @@ import pytest
 
 from tests.addons.stacks.conftest import httpd_compose
 from tests.conftest import TOKENS
+from tests.support.daemon import call, free_port
+from tests.support.daemon import start as _start
 from tests.support.git import GitRemote
 
-DOCKMASTER = str(Path(sys.executable).parent / "dockmaster")
-# The process imports this checkout's code, whichever checkout the venv's editable install points at.
-REPO = Path(__file__).resolve().parents[3]
 STOP_WITHIN = 30.0  # docker's and the templates' stop timeout: past it the container is killed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _call(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=data,
-                                     headers={"Authorization": f"Bearer {TOKENS['admin']}",
-                                              "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
-
-
-def _start(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        proc = subprocess.Popen([DOCKMASTER, "run", "-c", str(config), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"dockmaster run exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    pytest.fail(f"dockmaster run did not answer within 30 s:\n{log.read_text()}")
+    return call(port, method, path, TOKENS["admin"], body)
 
 
 def _wait_run(port: int, run_id: int, until: Any, timeout: float = 60) -> dict[str, Any]:
@@ -90,7 +49,7 @@ def test_sigterm_during_a_health_gated_deploy(tmp_path: Path, write_config: Any,
         "stacks": [{"name": name, "repo": "infra", "path": "stacks/slow", "auto_deploy": False,
                     "health_timeout": "600s", "rollback": False}],
     })
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "dockmaster.log"
     proc = _start(config, port, log)
     try:

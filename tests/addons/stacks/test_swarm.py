@@ -18,35 +18,12 @@ from addons.stacks.swarm_spec import NAMESPACE_LABEL, SwarmUnsupported
 from tests.support.dockerd import ExtraEngine
 from tests.support.images import BUSYBOX_IMAGE
 
+from .conftest import swarm_stack_yaml as stack_yaml
+
 pytestmark = pytest.mark.docker
 
 LABELS = {"io.dockmaster.managed": "true", "io.dockmaster.stack": "web", "io.dockmaster.revision": "r1"}
 
-
-def stack_yaml(*, probe: int = 8080, image: str = BUSYBOX_IMAGE) -> str:
-    """Two httpd replicas serving the `token` secret; `probe` is the port their healthcheck asks."""
-    return f"""services:
-  web:
-    image: {image}
-    command: ["sh", "-c", "mkdir -p /www && cat /run/secrets/token > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    ports: [{{target: 8080, mode: host}}]
-    secrets: [token]
-    stop_grace_period: 1s
-    environment: {{GREETING: hello}}
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:{probe}/"]
-      interval: 500ms
-      timeout: 2s
-      retries: 2
-      start_period: 0s
-    deploy:
-      replicas: 2
-      update_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 2s}}
-      restart_policy: {{condition: any, delay: 500ms}}
-secrets:
-  token:
-    file: ./token.txt
-"""
 
 
 def resolve(compose_argv: list[str], folder: Path, project: str, text: str) -> dict[str, Any]:

@@ -13,36 +13,16 @@ from addons.stacks.swarm import remove_stack
 from addons.stacks.swarm_spec import NAMESPACE_LABEL
 from tests.conftest import bearer
 from tests.support.dockerd import ExtraEngine
+from tests.support.sops import age_key, encrypt_dotenv
 
-from .conftest import GitRemote, StackApp, sync
-from .test_secrets import _age_key, _encrypt
+from .conftest import GitRemote, StackApp, swarm_stack_yaml, sync
 
 pytestmark = pytest.mark.docker
 
 
 def _compose(image: str, *, probe: int = 8080) -> str:
-    """Two httpd replicas serving the `token` secret (a SOPS value); `probe` is what their healthcheck asks."""
-    return f"""services:
-  web:
-    image: {image}
-    command: ["sh", "-c", "mkdir -p /www && cat /run/secrets/token > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    ports: [{{target: 8080, mode: host}}]
-    secrets: [token]
-    stop_grace_period: 1s
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:{probe}/"]
-      interval: 500ms
-      timeout: 2s
-      retries: 2
-      start_period: 0s
-    deploy:
-      replicas: 2
-      update_config: {{parallelism: 1, delay: 0s, failure_action: pause, monitor: 2s}}
-      restart_policy: {{condition: any, delay: 500ms}}
-secrets:
-  token:
-    environment: TOKEN
-"""
+    """The Swarm module tests' two-replica stack, its `token` secret given by the SOPS value TOKEN."""
+    return swarm_stack_yaml(image=image, probe=probe).replace("file: ./token.txt", "environment: TOKEN")
 
 
 def _served(client: Any, service: str) -> list[str]:
@@ -69,10 +49,10 @@ async def test_swarm_stack_with_a_sops_secret_converges_rolls_back_and_goes_down
     namespace = f"dm-{name}"
     key_file = tmp_path / "keys" / "age.txt"
     key_file.parent.mkdir()
-    recipient = _age_key(key_file)
+    recipient = age_key(key_file)
     remote.commit({
         "stacks/sw/compose.yaml": _compose(busybox_image),
-        "stacks/sw/secrets.sops.env": _encrypt(tmp_path, recipient, "TOKEN=first-token-value\n"),
+        "stacks/sw/secrets.sops.env": encrypt_dotenv(tmp_path, recipient, "TOKEN=first-token-value\n"),
     }, "A Swarm stack")
     stack = {"name": name, "repo": "infra", "path": "stacks/sw", "engine": "sw1", "mode": "swarm",
              "sops": ["secrets.sops.env"], "health_timeout": "60s"}
@@ -107,7 +87,7 @@ async def test_swarm_stack_with_a_sops_secret_converges_rolls_back_and_goes_down
 
         # A new secret value is a new secret version; the old one goes once the stack converged.
         remote.commit({"stacks/sw/compose.yaml": _compose(busybox_image),
-                       "stacks/sw/secrets.sops.env": _encrypt(tmp_path, recipient, "TOKEN=second-token-value\n")},
+                       "stacks/sw/secrets.sops.env": encrypt_dotenv(tmp_path, recipient, "TOKEN=second-token-value\n")},
                       "Rotate the token")
         await sync(app)
         assert engine.states.get(name).health == "healthy"
