@@ -6,7 +6,6 @@ import logging
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from addons.hosts.contract import HOSTS
 from appliance.errors import ConfigError, Conflict
 
 from .delivery import async_deliver
@@ -51,6 +50,9 @@ class EngineDirectory:
 
     def _host_target(self, entry: dict[str, Any]) -> SshTarget:
         """The login of a `hosts:` entry (its known_hosts unless the engine names its own)."""
+        # Imported here: loading the hosts addon's package costs memory a config without `host:` never needs.
+        from addons.hosts.contract import HOSTS
+
         fleet = self.app.data.get(HOSTS)
         host = (fleet.conf if fleet is not None else {}).get(entry["host"])
         if host is None:
