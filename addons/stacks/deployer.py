@@ -193,7 +193,6 @@ class Deployer:
         client = await self.placement.async_client(engine)
         report = await self.app.async_run_blocking(folder.sync, snapshot, manifest)
         run.log(f"working folder {folder.root}: {report.describe()}")
-        await self.placement.async_deliver(spec.name, engine, manifest, report.removed, run)
         project = await self.async_project(spec, state, run, client)
         files = await self.app.async_run_blocking(compose_files, snapshot)
         link = self.app.engines.get(engine)
@@ -210,6 +209,8 @@ class Deployer:
         await guard.async_enforce_model(self, spec, call, model, run, revision=revision)
         host = await self.placement.async_host_paths(engine)
         plan = await self.async_mount_plan(call, model, decrypted, run, host=host)
+        # Only a revision that passed every check reaches a remote engine's host.
+        await self.placement.async_deliver(spec.name, engine, manifest, report.removed, run)
         if spec.mode == "swarm":
             await self.app.async_run_blocking(swarmstage.require_manager, client, engine)
             call.swarm = await self.app.async_run_blocking(functools.partial(
