@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from appliance.config import readable_secret_files
-from tests.appliance.test_crash import DOCKMASTER, _free_port, _start
+from tests.support.daemon import DOCKMASTER, free_port, start
 
 
 def _mode(path: Path) -> int:
@@ -19,7 +19,7 @@ def _mode(path: Path) -> int:
 def test_the_daemon_writes_private_files_and_shows_the_bootstrap_token_once(tmp_path: Path, write_config) -> None:
     config = write_config(users=False, tokens=False)
     log = tmp_path / "run.log"
-    proc = _start(config, _free_port(), log)
+    proc = start(config, free_port(), log)
     try:
         data = tmp_path / "data"
         assert _mode(data / "dockmaster.db") == 0o600

@@ -10,9 +10,9 @@ import pytest
 
 from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE
 from addons.stacks.workdir import MANIFEST, TRACKED
+from tests.support.sops import age_key, encrypt_dotenv
 
 from .conftest import GitRemote, StackApp, container_ids, sync
-from .test_secrets import _age_key, _encrypt
 
 pytestmark = pytest.mark.docker
 
@@ -131,8 +131,8 @@ async def test_env_file_naming_the_sops_file_gets_the_plaintext(
 ) -> None:
     key_file = tmp_path / "keys" / "age.txt"
     key_file.parent.mkdir()
-    recipient = _age_key(key_file)
-    encrypted = _encrypt(tmp_path, recipient, "DB_PASSWORD=plain-value-42\n")
+    recipient = age_key(key_file)
+    encrypted = encrypt_dotenv(tmp_path, recipient, "DB_PASSWORD=plain-value-42\n")
     listed, unlisted = f"envf-{suffix}", f"enc-{suffix}"
     remote.commit({
         "stacks/envf/compose.yaml": data_compose(busybox_image, "v1", extra="    env_file: [app.sops.env]\n"),
