@@ -9,6 +9,8 @@ import docker
 import voluptuous as vol
 from aiohttp import web
 
+from appliance import cv
+from appliance.engines import LOCAL
 from appliance.errors import Forbidden, NotFound, Unavailable
 from appliance.http.identity import actor, client_ip
 from appliance.keys import APPLIANCE_KEY, BODY_KEY, IDENTITY_KEY, QUERY_KEY
@@ -28,7 +30,8 @@ _RUN_BODY = vol.Schema({
     vol.Optional("args", default={}): vol.Any(None, dict),
 })
 FOLLOWERS_CAP = "log_followers_per_container"
-_FOLLOW_QUERY = {vol.Optional("tail", default=100): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000))}
+_FOLLOW_QUERY = {vol.Optional("tail", default=100): vol.All(vol.Coerce(int), vol.Range(min=0, max=5000)),
+                 vol.Optional("engine", default=LOCAL): cv.slug}
 
 
 def _registry(request: web.Request) -> OperationRegistry:
@@ -67,11 +70,11 @@ async def ops_run(request: web.Request) -> web.Response:
     return _json(data)
 
 
-def _open_container(app: Appliance, name: str, admin: bool) -> Any:
+def _open_container(app: Appliance, client: Any, name: str, admin: bool) -> Any:
     """The container to follow, if the console shows it and the caller may read it; blocks."""
     managed_only = app.data[CONSOLE_KEY].conf["containers"] == "managed"
     try:
-        return resolve(app.docker(), name, managed_only=managed_only, admin=admin)[0]
+        return resolve(client, name, managed_only=managed_only, admin=admin)[0]
     except docker.errors.DockerException as err:
         raise Unavailable(f"the Docker engine is not reachable: {err}") from None
 
@@ -85,7 +88,8 @@ async def logs_follow(request: web.Request) -> web.StreamResponse:
         raise NotFound("no such container") from None
     identity = request[IDENTITY_KEY]
     admin = identity is not None and identity.allows("admin")
-    container = await app.async_run_blocking(_open_container, app, name, admin)
+    client = await app.engines.async_docker(request[QUERY_KEY]["engine"])
+    container = await app.async_run_blocking(_open_container, app, client, name, admin)
     with app.sockets.acquire(actor(request), group=f"container {name}", cap=FOLLOWERS_CAP):
         app.store.audit(actor(request), "ops:logs_follow", name, source=client_ip(request))
         follower = LogFollower(container, tail=request[QUERY_KEY]["tail"])

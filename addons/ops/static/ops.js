@@ -71,7 +71,10 @@
     log.replaceChildren();
     document.getElementById("ops-log-name").textContent = name;
     const proto = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(proto + location.host + "/api/v1/ops/logs/" + encodeURIComponent(name) + "/follow?tail=200");
+    const table = document.getElementById("ops-containers");
+    const engine = (table && table.dataset.engine) || "local";
+    socket = new WebSocket(proto + location.host + "/api/v1/ops/logs/" + encodeURIComponent(name) +
+                           "/follow?tail=200&engine=" + encodeURIComponent(engine));
     socket.onopen = function () { document.getElementById("ops-log-live").classList.add("on"); };
     socket.onmessage = function (msg) {
       const data = JSON.parse(msg.data);

@@ -63,7 +63,8 @@ async def test_stack_on_a_tls_engine_deploys_gates_and_rolls_back(
     name = f"far-{suffix}"
     remote_cleanup.append(f"dm-{name}")
     remote.commit({"stacks/far/compose.yaml": httpd_compose(busybox_image, "far-v1")}, "A stack for the TLS engine")
-    client, app = await stacks_app([_stack(name, "far", engine="tls1")], engines=[_tls(tls_engine)])
+    client, app = await stacks_app([_stack(name, "far", engine="tls1")], engines=[_tls(tls_engine)],
+                                   ops={"image_check": "0 0 1 1 *", "disk_check": "0 0 1 1 *"})
     far = tls_engine.client()
     assert served(far, f"dm-{name}") == "far-v1"
     assert container_ids(docker_client, f"dm-{name}") == {}  # nothing on the local engine
@@ -93,6 +94,19 @@ async def test_stack_on_a_tls_engine_deploys_gates_and_rolls_back(
     assert engines["local"]["reachable"] is True
     detail = await (await client.get(f"/api/v1/stacks/{name}", headers=bearer("read"))).json()
     assert detail["engine"] == "tls1" and [c["state"] for c in detail["containers"]] == ["running"]
+
+    # The console reaches the stack on its engine: the containers page, a live log, a restart by service.
+    page = await (await client.get("/containers?engine=tls1", headers=bearer("read"))).text()
+    container = far.containers.list(filters={"label": f"com.docker.compose.project=dm-{name}"})[0]
+    assert f'data-container="{container.name}"' in page and f'data-ops-restart="{name}/web"' in page
+    async with client.ws_connect(f"/api/v1/ops/logs/{container.name}/follow?tail=5&engine=tls1",
+                                 headers=bearer("read")) as ws:
+        assert (await ws.receive_json(timeout=5))["container"] == container.name
+    resp = await client.post("/api/v1/ops/container_restart", json={"target": f"{name}/web"},
+                             headers=bearer("deploy"))
+    assert resp.status == 200, await resp.text()
+    assert [c["state"] for c in (await resp.json())["result"]["containers"]] == ["running"]
+    assert (await client.get("/containers?engine=nope", headers=bearer("read"))).status == 404
 
 
 async def test_stack_on_an_ssh_engine_gets_its_files_and_keeps_its_data(
