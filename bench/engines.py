@@ -34,26 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from addons.engines.contract import ENGINES  # noqa: E402
-from addons.repos.services import MANAGER_KEY as REPOS_MANAGER  # noqa: E402
 from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE  # noqa: E402
 from appliance.config import check_config  # noqa: E402
 from appliance.http.app import async_build_appliance  # noqa: E402
+from bench.stacks_deploy import git, idle, no_change_polls, stop  # noqa: E402
 from tests.support.dockerd import ExtraEngine, extra_engine  # noqa: E402
 from tests.support.engines import SshEngine, ssh_host_for  # noqa: E402
 from tests.support.images import ensure_busybox_image  # noqa: E402
 
-GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
 TLS, SSH = "tls1", "ssh1"
 POLL_TARGET, HEALTH_SLACK = 1.0, 0.2
 T = TypeVar("T")
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git quietly."""
-    return subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True,
-                          text=True).stdout.strip()
 
 
 def compose_text(image: str, content: str) -> str:
@@ -150,23 +141,6 @@ async def start_app(root: Path, remote: Remote, placement: dict[str, str], engin
     return app
 
 
-async def idle(app: Any, timeout: float = 900) -> None:
-    """Wait until no run is active and no listener task is pending."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        busy = any(app.scheduler.busy(f"stack:{n}") for n in app.data[STACKS_SERVICE].engine.specs())
-        if not (app.runs.active or busy or app.bus._tasks):
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError("appliance still busy")
-
-
-async def stop(app: Any) -> None:
-    """Stop the appliance and close its store."""
-    await app.async_stop()
-    await app.store.async_close()
-
-
 async def deploy_all(app: Any, remote: Remote, placement: dict[str, str]) -> dict[str, int]:
     """Wait for the initial deploy; every stack must be healthy on its folder's engine. Returns stacks per engine."""
     await idle(app)
@@ -181,24 +155,6 @@ async def deploy_all(app: Any, remote: Remote, placement: dict[str, str]) -> dic
                 raise RuntimeError(f"{name} is {state.health} on {state.engine} after the first deploy:\n{log}")
             per_engine[state.engine] = per_engine.get(state.engine, 0) + 1
     return per_engine
-
-
-async def no_change_polls(app: Any, remote: Remote) -> dict[str, tuple[float, int, int]]:
-    """A poll after a commit outside every stack, then a poll with no new commit: wall, compose calls, deploy runs."""
-    engine = app.data[STACKS_SERVICE].engine
-    results = {}
-    for label, change in (("unrelated commit", True), ("no new commit", False)):
-        if change:
-            (remote.work / "README.md").write_text(f"bench {secrets.token_hex(4)}\n")
-            remote.commit("docs only")
-        before = engine.compose.stats.calls
-        runs_before = len(await app.runs.list(kind="deploy", limit=500))
-        start = time.perf_counter()
-        await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="bench poll")
-        await idle(app)
-        results[label] = (time.perf_counter() - start, engine.compose.stats.calls - before,
-                          len(await app.runs.list(kind="deploy", limit=500)) - runs_before)
-    return results
 
 
 async def health_rounds(app: Any, rounds: int) -> dict[str, Any]:

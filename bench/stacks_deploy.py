@@ -188,6 +188,24 @@ async def bench_one_changed(root: Path, image: str, count: int, rounds: int, pre
         raise
 
 
+async def no_change_polls(app: Any, remote: Any) -> dict[str, tuple[float, int, int]]:
+    """A poll after a commit outside every stack, then a poll with no new commit: wall, compose calls, deploy runs."""
+    engine = app.data[STACKS_SERVICE].engine
+    results = {}
+    for label, change in (("unrelated commit", True), ("no new commit", False)):
+        if change:
+            (remote.work / "README.md").write_text(f"bench {secrets.token_hex(4)}\n")
+            remote.commit("docs only")
+        before = engine.compose.stats.calls
+        runs_before = len(await app.runs.list(kind="deploy", limit=500))
+        start = time.perf_counter()
+        await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="bench poll")
+        await idle(app)
+        results[label] = (time.perf_counter() - start, engine.compose.stats.calls - before,
+                          len(await app.runs.list(kind="deploy", limit=500)) - runs_before)
+    return results
+
+
 async def bench_no_change(root: Path, image: str, count: int, prefix: str) -> dict[str, Any]:
     """(b) a poll of a repo with `count` deployed stacks: a new commit outside every stack, then no commit."""
     remote = Remote(root / "git100", prefix, count, image)
@@ -196,20 +214,7 @@ async def bench_no_change(root: Path, image: str, count: int, prefix: str) -> di
         started = time.perf_counter()
         await idle(app)
         initial = time.perf_counter() - started
-        engine = app.data[STACKS_SERVICE].engine
-        results = {}
-        for label, change in (("unrelated commit", True), ("no new commit", False)):
-            if change:
-                (remote.work / "README.md").write_text(f"bench {secrets.token_hex(4)}\n")
-                remote.commit("docs only")
-            before = engine.compose.stats.calls
-            runs_before = len(await app.runs.list(kind="deploy", limit=500))
-            start = time.perf_counter()
-            await app.data[REPOS_MANAGER].async_sync("infra", trigger="poll", reason="bench poll")
-            await idle(app)
-            results[label] = (time.perf_counter() - start, engine.compose.stats.calls - before,
-                              len(await app.runs.list(kind="deploy", limit=500)) - runs_before)
-        return {"initial": initial, "results": results}
+        return {"initial": initial, "results": await no_change_polls(app, remote)}
     finally:
         await stop(app)
 
