@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from appliance.subprocesses import async_spawn
+
 CHILD = (sys.executable, "-m", "addons.notify.child")
 # Starting Python and loading Apprise's plugins takes about half a second before any network I/O.
 STARTUP_ALLOWANCE = 15.0
@@ -19,7 +21,7 @@ class ChildFailed(Exception):
 
 async def async_run_child(request: dict[str, Any], deadline: float) -> list[str | None]:
     """Send one request to a fresh child; answers one error (or None) per URL of the request."""
-    proc = await asyncio.create_subprocess_exec(
+    proc = await async_spawn(
         *CHILD, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )

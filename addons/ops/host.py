@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from addons.hosts.contract import RebootRequired
 from appliance.errors import Unavailable
+from appliance.subprocesses import async_spawn
 
 from .containers import cap_line, system_df
 from .events import LowDisk
@@ -52,7 +53,7 @@ async def async_journal(journal_dir: Path | None, unit: str, lines: int) -> list
         raise Unavailable(f"journal dir {journal_dir} is not mounted")
     argv = ["journalctl", "-D", str(journal_dir), "-u", unit, "-n", str(lines), "--no-pager", "-o", "short-iso"]
     try:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await async_spawn(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL
         )
     except FileNotFoundError:

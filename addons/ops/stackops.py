@@ -14,6 +14,7 @@ from docker.utils import parse_repository_tag
 from addons.stacks.contract import STACKS
 from appliance.compose_cli import compose_command
 from appliance.errors import NotFound, Unavailable
+from appliance.subprocesses import async_spawn
 
 from .containers import CONFIG_FILES_LABEL, PROJECT_LABEL, WORKING_DIR_LABEL, stack_containers
 from .credentials import Credential, registry_key
@@ -108,7 +109,7 @@ async def async_recreate(app: Appliance, stack: str, run: Run, *, reason: str) -
 
 
 async def _async_exec(argv: list[str], run: Run) -> None:
-    proc = await asyncio.create_subprocess_exec(
+    proc = await async_spawn(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL
     )
     assert proc.stdout is not None

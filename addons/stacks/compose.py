@@ -15,6 +15,7 @@ import yaml
 
 from appliance.compose_cli import compose_command
 from appliance.errors import DockmasterError, Unavailable
+from appliance.subprocesses import async_spawn
 
 from . import hermetic
 
@@ -102,7 +103,7 @@ class ComposeRunner:
         self, argv: list[str], cwd: Path, env: dict[str, str], *, log: Callable[[str], None] | None,
         timeout: float, capture: bool,  # noqa: ASYNC109 - a bound per compose call
     ) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
+        proc = await async_spawn(
             *argv, cwd=str(cwd), env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ValidationFailed
+from appliance.subprocesses import async_spawn
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ async def async_decrypt_file(path: Path, rel: str, key_file: Path | None) -> dic
     else:
         raise SecretsError(f"cannot decrypt {rel}: no age key (set SOPS_AGE_KEY_FILE or settings.sops_age_key_file)")
     # --disable-version-check: sops otherwise asks the internet for a newer release.
-    proc = await asyncio.create_subprocess_exec(
+    proc = await async_spawn(
         binary, "--disable-version-check", "decrypt", "--input-type", _input_type(rel), "--output-type", "json",
         str(path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
