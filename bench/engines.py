@@ -37,7 +37,7 @@ from addons.engines.contract import ENGINES  # noqa: E402
 from addons.stacks.api import SERVICE_KEY as STACKS_SERVICE  # noqa: E402
 from appliance.config import check_config  # noqa: E402
 from appliance.http.app import async_build_appliance  # noqa: E402
-from bench.stacks_deploy import git, idle, no_change_polls, stop  # noqa: E402
+from bench.stacks_deploy import git, idle, no_change_polls, remove_projects, stop  # noqa: E402
 from tests.support.dockerd import ExtraEngine, extra_engine  # noqa: E402
 from tests.support.engines import SshEngine, ssh_host_for  # noqa: E402
 from tests.support.images import ensure_busybox_image  # noqa: E402
@@ -253,18 +253,6 @@ class CliProbe:
                 took.setdefault(name, []).append(value)
         return {"total": statistics.median(totals),
                 "engines": {name: statistics.median(values) for name, values in took.items()}}
-
-
-def remove_projects(client: docker.DockerClient, prefix: str) -> None:
-    """Remove every container and network of our bench projects on one engine."""
-    for container in client.api.containers(all=True, filters={"label": "com.docker.compose.project"}):
-        if (container.get("Labels") or {}).get("com.docker.compose.project", "").startswith(prefix):
-            with contextlib.suppress(docker.errors.NotFound):
-                client.api.remove_container(container["Id"], force=True)
-    for network in client.networks.list():
-        if network.name.startswith(prefix):
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                network.remove()
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -121,14 +121,15 @@ async def idle(app: Any, timeout: float = 600) -> None:
 
 
 def remove_projects(client: docker.DockerClient, prefix: str) -> None:
-    """Remove every container and network of our bench projects."""
+    """Remove every container and network of our bench projects on one engine."""
     for container in client.api.containers(all=True, filters={"label": "com.docker.compose.project"}):
         if (container.get("Labels") or {}).get("com.docker.compose.project", "").startswith(prefix):
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_container(container["Id"], force=True)
     for network in client.networks.list():
         if network.name.startswith(prefix):
-            network.remove()
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                network.remove()
 
 
 class Floor:
